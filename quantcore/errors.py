@@ -1,0 +1,63 @@
+"""The quantcore error hierarchy.
+
+Every failure caused by bad input (a malformed model, an unsupported operator, bad
+calibration data, a wrong input array) raises a subclass of :class:`QuantcoreError`
+whose message names what is wrong and where, using a path into the model such as
+``subgraphs[0].operators[12].inputs[1]``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class QuantcoreError(Exception):
+    """Base class of every error quantcore raises on bad input."""
+
+
+class ModelFormatError(QuantcoreError):
+    """The .tflite bytes or the in-memory model are malformed or inconsistent.
+
+    ``path`` is the location in the model (``subgraphs[0].tensors[5].buffer``), or
+    ``""`` when the whole file is at fault.
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.path = path
+        self.reason = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class UnsupportedOpError(QuantcoreError):
+    """An operator (or an operator/type combination) quantcore cannot run."""
+
+    def __init__(self, op: str, version: int | None = None, supported: Iterable[str] = (),
+                 path: str = "", detail: str = "") -> None:
+        self.op = op
+        self.version = version
+        self.supported = sorted(supported)
+        self.path = path
+        where = f"{path}: " if path else ""
+        ver = f" (version {version})" if version is not None else ""
+        msg = f"{where}unsupported operator {op}{ver}"
+        if detail:
+            msg += f": {detail}"
+        if self.supported:
+            msg += f". Supported: {', '.join(self.supported)}"
+        super().__init__(msg)
+
+
+class CalibrationError(QuantcoreError):
+    """Calibration data is unusable (NaN, wrong shape, empty dataset, ...)."""
+
+
+class InputError(QuantcoreError):
+    """An input array, file or argument given by the user is wrong."""
+
+
+class NumericsPathError(QuantcoreError):
+    """The requested LiteRT numerics path cannot produce a result for this model.
+
+    Raised where the LiteRT kernel being mirrored would abort the process (for
+    example the reference int8 SOFTMAX on a tiny input scale); the message says why
+    and which other path can run the model.
+    """
