@@ -50,8 +50,12 @@ class CalibrationError(QuantcoreError):
     """Calibration data is unusable (NaN, wrong shape, empty dataset, ...)."""
 
 
-class InputError(QuantcoreError):
-    """An input array, file or argument given by the user is wrong."""
+class InputError(QuantcoreError, ValueError):
+    """An input array, file or argument given by the user is wrong.
+
+    Also a ``ValueError``, as LiteRT raises for the same mistakes, so scripts written
+    for ``ai_edge_litert.interpreter.Interpreter`` keep working.
+    """
 
 
 class NumericsPathError(QuantcoreError):

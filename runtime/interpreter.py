@@ -1,0 +1,299 @@
+"""The quantcore interpreter: the ``tf.lite.Interpreter`` interface over NumPy kernels.
+
+A script written for ``ai_edge_litert.interpreter.Interpreter`` runs unchanged::
+
+    it = Interpreter(model_path="model.tflite")
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    y = it.get_tensor(it.get_output_details()[0]["index"])
+
+Execution is a plain loop over the operators in stored order (the model reader has
+checked that this order is topological). Every operator was prepared once in
+``allocate_tensors``; ``invoke`` only calls ``eval``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from quantcore.errors import InputError, ModelFormatError, NumericsPathError
+from quantcore.schema import read_model
+from quantcore.schema.model import Model, TensorType, numpy_dtype
+
+from .ops import get_kernel
+from .ops._common import NUMERICS, OpContext, TensorInfo
+
+# Builtin operators that consume float16 or other constants that get_tensor_details
+# reports with their storage type; nothing special is needed here.
+
+
+@dataclass
+class _PreparedOp:
+    index: int
+    name: str
+    kernel: Any
+    params: Any
+    inputs: list[int]
+    outputs: list[int]
+
+
+class _SubgraphState:
+    """Shapes, values and prepared operators of one subgraph."""
+
+    def __init__(self, model: Model, index: int) -> None:
+        self.model = model
+        self.index = index
+        sg = model.subgraphs[index]
+        self.sg = sg
+        self.shapes: list[tuple[int, ...]] = [tuple(t.shape) for t in sg.tensors]
+        self.constants: list[np.ndarray | None] = [model.tensor_data(index, i) for i in range(len(sg.tensors))]
+        self.values: list[np.ndarray | None] = list(self.constants)
+        self.ops: list[_PreparedOp] = []
+        self.allocated = False
+
+    def tensor_info(self, i: int) -> TensorInfo:
+        t = self.sg.tensors[i]
+        qp = t.qparams()
+        return TensorInfo(
+            index=i, name=t.name, type=t.type, dtype=numpy_dtype(t.type), shape=self.shapes[i],
+            scale=None if qp is None else qp[0], zero_point=None if qp is None else qp[1],
+            quantized_dimension=t.quantization.quantized_dimension if t.quantization else 0,
+            data=self.constants[i], is_variable=t.is_variable)
+
+
+class Interpreter:
+    """Runs a .tflite model with quantcore's NumPy kernels.
+
+    ``numerics`` selects whose arithmetic the integer kernels reproduce:
+    ``"reference"`` (LiteRT ``BUILTIN_REF``), ``"optimized"``
+    (``BUILTIN_WITHOUT_DEFAULT_DELEGATES``), ``"xnnpack"`` (``BUILTIN``) or
+    ``"micro"`` (TFLite Micro); a kernel that does not implement the requested path
+    raises ``NumericsPathError`` at construction. An operator without a kernel
+    raises ``UnsupportedOpError`` at construction, listing the supported set.
+    ``experimental_preserve_all_tensors`` is accepted for compatibility: quantcore
+    always keeps every intermediate tensor readable.
+    """
+
+    def __init__(self, model_path: str | os.PathLike | None = None,
+                 model_content: bytes | None = None, *, numerics: str = "reference",
+                 experimental_preserve_all_tensors: bool = False,
+                 num_threads: int | None = None, model: Model | None = None) -> None:
+        given = [x is not None for x in (model_path, model_content, model)]
+        if sum(given) != 1:
+            raise InputError("give exactly one of model_path, model_content or model")
+        if numerics not in NUMERICS:
+            raise InputError(f"numerics must be one of {', '.join(NUMERICS)}, not {numerics!r}")
+        self.numerics = numerics
+        self.model = model if model is not None else read_model(
+            model_path if model_path is not None else model_content)
+        self.preserve_all_tensors = experimental_preserve_all_tensors
+        self._states = [_SubgraphState(self.model, i) for i in range(len(self.model.subgraphs))]
+        self._kernels = self._resolve_kernels()
+
+    # -- construction --------------------------------------------------------------
+    def _resolve_kernels(self) -> dict[tuple[int, int], Any]:
+        kernels = {}
+        for s, sg in enumerate(self.model.subgraphs):
+            for o, op in enumerate(sg.operators):
+                code = self.model.operator_codes[op.opcode_index]
+                path = f"subgraphs[{s}].operators[{o}]"
+                kernel = get_kernel(code.name, code.version, path)
+                paths = getattr(kernel, "NUMERICS", ("reference",))
+                if self.numerics not in paths:
+                    raise NumericsPathError(
+                        f"{path}: {code.name} has no '{self.numerics}' numerics path in quantcore "
+                        f"yet (available: {', '.join(paths)})")
+                kernels[(s, o)] = kernel
+        return kernels
+
+    def _prepare(self, state: _SubgraphState) -> None:
+        state.ops = []
+        for o, op in enumerate(state.sg.operators):
+            code = self.model.operator_codes[op.opcode_index]
+            ctx = OpContext(
+                model=self.model, subgraph=state.index, index=o, op=op, op_name=code.name,
+                version=code.version,
+                inputs=[None if i < 0 else state.tensor_info(i) for i in op.inputs],
+                outputs=[state.tensor_info(i) for i in op.outputs],
+                options=op.options, numerics=self.numerics)
+            kernel = self._kernels[(state.index, o)]
+            params = kernel.prepare(ctx)
+            state.ops.append(_PreparedOp(o, code.name, kernel, params, list(op.inputs), list(op.outputs)))
+        state.allocated = True
+
+    def allocate_tensors(self) -> None:
+        """Prepare every operator: validation, multipliers and tables, computed once."""
+        for state in self._states:
+            self._prepare(state)
+
+    # -- details -------------------------------------------------------------------
+    def _details(self, state: _SubgraphState, i: int) -> dict:
+        t = state.sg.tensors[i]
+        qp = t.qparams()
+        if qp is None:
+            scales = np.zeros(0, np.float32)
+            zps = np.zeros(0, np.int32)
+        else:
+            scales, zps = qp[0], qp[1].astype(np.int32)
+        legacy = (float(scales[0]), int(zps[0])) if len(scales) == 1 else (0.0, 0)
+        shape = np.array(state.shapes[i], np.int32)
+        sig = t.shape_signature if t.shape_signature is not None else list(state.shapes[i])
+        dtype = numpy_dtype(t.type)
+        return {
+            "name": t.name, "index": i, "shape": shape,
+            "shape_signature": np.array(sig, np.int32),
+            "dtype": np.object_ if t.type == TensorType.STRING else dtype.type,
+            "quantization": legacy,
+            "quantization_parameters": {
+                "scales": scales, "zero_points": zps,
+                "quantized_dimension": t.quantization.quantized_dimension if t.quantization else 0},
+            "sparsity_parameters": {} if t.sparsity is None else t.sparsity,
+        }
+
+    def get_input_details(self) -> list[dict]:
+        s = self._states[0]
+        return [self._details(s, i) for i in s.sg.inputs]
+
+    def get_output_details(self) -> list[dict]:
+        s = self._states[0]
+        return [self._details(s, i) for i in s.sg.outputs]
+
+    def get_tensor_details(self) -> list[dict]:
+        s = self._states[0]
+        return [self._details(s, i) for i in range(len(s.sg.tensors))]
+
+    # -- data ----------------------------------------------------------------------
+    def _index(self, state: _SubgraphState, index: int) -> int:
+        if not isinstance(index, (int, np.integer)) or not 0 <= int(index) < len(state.sg.tensors):
+            raise InputError(f"tensor index {index!r} out of range [0, {len(state.sg.tensors)})")
+        return int(index)
+
+    def set_tensor(self, tensor_index: int, value: Any, subgraph_index: int = 0) -> None:
+        """Copy ``value`` into an input (or variable) tensor; dtype and shape must match."""
+        state = self._states[subgraph_index]
+        i = self._index(state, tensor_index)
+        t = state.sg.tensors[i]
+        value = np.asarray(value)
+        want = numpy_dtype(t.type)
+        if t.type == TensorType.STRING:
+            value = np.asarray(value, dtype=object)
+        elif value.dtype != want:
+            raise InputError(f"cannot set tensor {i} ({t.name!r}): got {value.dtype}, expected {want}")
+        if tuple(value.shape) != tuple(state.shapes[i]):
+            raise InputError(f"cannot set tensor {i} ({t.name!r}): got shape {list(value.shape)}, "
+                             f"expected {list(state.shapes[i])}")
+        state.values[i] = np.array(value, copy=True)
+
+    def get_tensor(self, tensor_index: int, subgraph_index: int = 0) -> np.ndarray:
+        """A copy of a tensor's current value."""
+        state = self._states[subgraph_index]
+        i = self._index(state, tensor_index)
+        v = state.values[i]
+        if v is None:
+            raise InputError(f"tensor {i} ({state.sg.tensors[i].name!r}) has no value yet")
+        return np.array(v, copy=True)
+
+    def tensor(self, tensor_index: int) -> Callable[[], np.ndarray]:
+        """A function returning the tensor's current value without copying (as in LiteRT)."""
+        state = self._states[0]
+        i = self._index(state, tensor_index)
+        return lambda: state.values[i]
+
+    def resize_tensor_input(self, input_index: int, tensor_size, strict: bool = False) -> None:
+        state = self._states[0]
+        i = self._index(state, input_index)
+        if i not in state.sg.inputs:
+            raise InputError(f"tensor {i} is not an input")
+        shape = tuple(int(d) for d in tensor_size)
+        if any(d < 0 for d in shape):
+            raise InputError(f"invalid shape {list(shape)}")
+        sig = state.sg.tensors[i].shape_signature
+        if strict and sig is not None:
+            for d, (new, s) in enumerate(zip(shape, sig)):
+                if s != -1 and new != s:
+                    raise InputError(f"dimension {d} of tensor {i} is fixed at {s}")
+        state.shapes[i] = shape
+        state.values[i] = None
+        state.allocated = False
+
+    # -- execution -----------------------------------------------------------------
+    def invoke(self) -> None:
+        """Run subgraph 0."""
+        self._run(self._states[0])
+
+    def _run(self, state: _SubgraphState) -> None:
+        if not state.allocated:
+            self._prepare(state)
+        for i in state.sg.inputs:
+            if state.values[i] is None:
+                raise InputError(f"input tensor {i} ({state.sg.tensors[i].name!r}) was not set")
+        values = state.values
+        for p in state.ops:
+            args = [None if i < 0 else values[i] for i in p.inputs]
+            results = p.kernel.eval(p.params, *args)
+            if len(results) != len(p.outputs):
+                raise ModelFormatError(f"{p.name} produced {len(results)} outputs, the model "
+                                       f"declares {len(p.outputs)}",
+                                       f"subgraphs[{state.index}].operators[{p.index}]")
+            for t, r in zip(p.outputs, results):
+                if t >= 0:
+                    values[t] = r
+                    state.shapes[t] = tuple(r.shape)
+
+    # -- signatures ----------------------------------------------------------------
+    def get_signature_list(self) -> dict[str, dict[str, list[str]]]:
+        return {s.signature_key: {"inputs": [m.name for m in s.inputs],
+                                  "outputs": [m.name for m in s.outputs]}
+                for s in self.model.signature_defs or []}
+
+    def get_signature_runner(self, signature_key: str | None = None) -> "SignatureRunner":
+        sigs = self.model.signature_defs or []
+        if not sigs:
+            raise InputError("the model has no signature defs")
+        if signature_key is None:
+            if len(sigs) != 1:
+                raise InputError("the model has several signatures: name one of "
+                                 f"{[s.signature_key for s in sigs]}")
+            return SignatureRunner(self, sigs[0])
+        for s in sigs:
+            if s.signature_key == signature_key:
+                return SignatureRunner(self, s)
+        raise InputError(f"no signature {signature_key!r}; the model has "
+                         f"{[s.signature_key for s in sigs]}")
+
+
+class SignatureRunner:
+    """Calls a signature with keyword arrays and returns ``{output name: array}``."""
+
+    def __init__(self, interpreter: Interpreter, sig) -> None:
+        self._it = interpreter
+        self._sig = sig
+        self._state = interpreter._states[sig.subgraph_index]
+
+    def get_input_details(self) -> dict[str, dict]:
+        return {m.name: self._it._details(self._state, m.tensor_index) for m in self._sig.inputs}
+
+    def get_output_details(self) -> dict[str, dict]:
+        return {m.name: self._it._details(self._state, m.tensor_index) for m in self._sig.outputs}
+
+    def __call__(self, **kwargs: Any) -> dict[str, np.ndarray]:
+        names = {m.name: m.tensor_index for m in self._sig.inputs}
+        unknown = set(kwargs) - set(names)
+        missing = set(names) - set(kwargs)
+        if unknown or missing:
+            raise InputError(f"signature {self._sig.signature_key!r} takes inputs {sorted(names)}; "
+                             f"unknown: {sorted(unknown)}, missing: {sorted(missing)}")
+        state = self._state
+        for name, value in kwargs.items():
+            i = names[name]
+            value = np.asarray(value)
+            if tuple(value.shape) != state.shapes[i]:
+                state.shapes[i] = tuple(value.shape)
+                state.allocated = False
+            self._it.set_tensor(i, value, subgraph_index=self._sig.subgraph_index)
+        self._it._run(state)
+        return {m.name: np.array(state.values[m.tensor_index], copy=True) for m in self._sig.outputs}

@@ -1,0 +1,212 @@
+"""What every kernel shares: the prepare-time view of an operator and its tensors,
+checks that raise typed errors with the operator's path, padding arithmetic and
+fused-activation clamps.
+
+A kernel module under ``runtime/ops/`` defines::
+
+    def prepare(ctx: OpContext) -> Params      # all validation, multipliers, tables
+    def eval(params: Params, *inputs) -> list   # arithmetic only; one array per output
+
+``Params`` is a frozen dataclass named after TFLite's OpData/params structs, with
+TFLite's own field names (``input_offset``, ``output_multiplier``, ...).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from quantcore.errors import ModelFormatError, UnsupportedOpError
+from quantcore.fixedpoint import activation_range
+from quantcore.schema.model import Model, Operator, TensorType
+
+INT8 = int(TensorType.INT8)
+UINT8 = int(TensorType.UINT8)
+INT16 = int(TensorType.INT16)
+INT32 = int(TensorType.INT32)
+INT64 = int(TensorType.INT64)
+FLOAT32 = int(TensorType.FLOAT32)
+FLOAT16 = int(TensorType.FLOAT16)
+BOOL = int(TensorType.BOOL)
+
+QMIN = {INT8: -128, UINT8: 0, INT16: -32768, INT32: -(2**31)}
+QMAX = {INT8: 127, UINT8: 255, INT16: 32767, INT32: 2**31 - 1}
+
+NUMERICS = ("reference", "optimized", "xnnpack", "micro")
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Prepare-time facts about one tensor. ``data`` is the constant value (or None)."""
+    index: int
+    name: str
+    type: int
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    scale: np.ndarray | None = None        # float32, length 1 or per channel
+    zero_point: np.ndarray | None = None   # int64, same length as scale
+    quantized_dimension: int = 0
+    data: np.ndarray | None = None
+    is_variable: bool = False
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale is not None and len(self.scale) > 0
+
+    @property
+    def per_channel(self) -> bool:
+        return self.scale is not None and len(self.scale) > 1
+
+    @property
+    def s(self) -> float:
+        """The per-tensor scale as a Python float (the float32 value, widened)."""
+        return float(self.scale[0])
+
+    @property
+    def zp(self) -> int:
+        return int(self.zero_point[0])
+
+    @property
+    def type_name(self) -> str:
+        return TensorType(self.type).name
+
+    @property
+    def num_elements(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= int(d)
+        return n
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+
+@dataclass
+class OpContext:
+    """An operator as prepare sees it."""
+    model: Model
+    subgraph: int
+    index: int
+    op: Operator
+    op_name: str
+    version: int
+    inputs: list[TensorInfo | None]
+    outputs: list[TensorInfo]
+    options: dict
+    numerics: str = "reference"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return f"subgraphs[{self.subgraph}].operators[{self.index}]"
+
+    # -- errors --------------------------------------------------------------------
+    def error(self, message: str, where: str = "") -> ModelFormatError:
+        return ModelFormatError(f"{self.op_name}: {message}", self.path + where)
+
+    def check(self, condition: bool, message: str, where: str = "") -> None:
+        """Raise ModelFormatError(message) at this operator's path unless condition holds."""
+        if not condition:
+            raise self.error(message, where)
+
+    def unsupported(self, detail: str) -> UnsupportedOpError:
+        return UnsupportedOpError(self.op_name, self.version, path=self.path, detail=detail)
+
+    # -- accessors -----------------------------------------------------------------
+    def input(self, i: int, *, optional: bool = False) -> TensorInfo | None:
+        if i >= len(self.inputs):
+            if optional:
+                return None
+            raise self.error(f"needs input {i}, has {len(self.inputs)}", ".inputs")
+        t = self.inputs[i]
+        if t is None and not optional:
+            raise self.error(f"input {i} is required but marked absent (-1)", f".inputs[{i}]")
+        return t
+
+    def output(self, i: int = 0) -> TensorInfo:
+        if i >= len(self.outputs):
+            raise self.error(f"needs output {i}, has {len(self.outputs)}", ".outputs")
+        return self.outputs[i]
+
+    def check_io_count(self, n_in: int | tuple[int, int], n_out: int = 1) -> None:
+        lo, hi = (n_in, n_in) if isinstance(n_in, int) else n_in
+        self.check(lo <= len(self.inputs) <= hi,
+                   f"expects {lo if lo == hi else f'{lo}..{hi}'} inputs, has {len(self.inputs)}", ".inputs")
+        self.check(len(self.outputs) == n_out, f"expects {n_out} outputs, has {len(self.outputs)}",
+                   ".outputs")
+
+    def check_type(self, t: TensorInfo, allowed: tuple[int, ...], role: str) -> None:
+        if t.type not in allowed:
+            names = ", ".join(TensorType(a).name for a in allowed)
+            raise self.unsupported(f"{role} tensor {t.index} ({t.name!r}) has type {t.type_name}; "
+                                   f"supported: {names}")
+
+    def where(self, t: TensorInfo) -> str:
+        for kind in ("inputs", "outputs"):
+            for j, x in enumerate(getattr(self, kind)):
+                if x is not None and x.index == t.index:
+                    return f".{kind}[{j}]"
+        return ""
+
+    def require_quantized(self, t: TensorInfo, *, per_channel_dim: int | None = None,
+                          symmetric: bool = False) -> None:
+        """Scale/zero point present, finite, > 0, zero points in range (CVE-2021-37682)."""
+        w = self.where(t)
+        self.check(t.quantized, f"{t.type_name} tensor {t.index} ({t.name!r}) has no quantization "
+                   "parameters", w)
+        self.check(bool(np.all(np.isfinite(t.scale)) and np.all(t.scale > 0)),
+                   f"tensor {t.index} has a scale that is not finite and > 0: {t.scale.tolist()[:4]}", w)
+        if t.type in QMIN and t.type != INT32:
+            self.check(bool(np.all((t.zero_point >= QMIN[t.type]) & (t.zero_point <= QMAX[t.type]))),
+                       f"tensor {t.index} has a zero point outside the {t.type_name} range", w)
+        if t.per_channel:
+            self.check(per_channel_dim is not None,
+                       f"tensor {t.index} is quantized per channel, which this operator does not support", w)
+            self.check(t.quantized_dimension == per_channel_dim,
+                       f"tensor {t.index} is quantized along dimension {t.quantized_dimension}, "
+                       f"expected {per_channel_dim}", w)
+            self.check(len(t.shape) > per_channel_dim and t.shape[per_channel_dim] == len(t.scale),
+                       f"tensor {t.index} has {len(t.scale)} scales for {t.shape} along "
+                       f"dimension {per_channel_dim}", w)
+        if symmetric:
+            self.check(bool(np.all(t.zero_point == 0)), f"tensor {t.index} must have zero point 0", w)
+
+    def activation_range(self, out: TensorInfo, activation: int | None = None) -> tuple[int, int]:
+        """Fused activation clamp of a quantized output (eq. 11)."""
+        act = self.options.get("fused_activation_function", 0) if activation is None else activation
+        if act not in (0, 1, 2, 3):
+            raise self.unsupported(f"fused activation {act} on a quantized output")
+        return activation_range(act, out.s, out.zp, QMIN[out.type], QMAX[out.type])
+
+    def float_activation_range(self, activation: int | None = None) -> tuple[float, float]:
+        """``CalculateActivationRange`` for float outputs."""
+        act = self.options.get("fused_activation_function", 0) if activation is None else activation
+        ranges = {0: (-np.inf, np.inf), 1: (0.0, np.inf), 2: (-1.0, 1.0), 3: (0.0, 6.0)}
+        if act not in ranges:
+            raise self.unsupported(f"fused activation {act}")
+        return ranges[act]
+
+
+def compute_padding(padding: int, in_size: int, filter_size: int, stride: int,
+                    dilation: int = 1) -> tuple[int, int, int]:
+    """(output size, pad before, pad after) of one spatial dimension.
+
+    ``tflite/kernels/padding.h``: effective filter ``(k - 1) * d + 1``; SAME: out =
+    ceil(in / stride); VALID: out = floor((in - eff) / stride) + 1; total padding
+    ``max((out - 1) * stride + eff - in, 0)``, the odd pixel after.
+    ``padding`` is the schema's Padding value (0 SAME, 1 VALID).
+    """
+    eff = (filter_size - 1) * dilation + 1
+    if padding == 0:
+        out = (in_size + stride - 1) // stride
+    else:
+        out = (in_size - eff + stride) // stride
+    total = max((out - 1) * stride + eff - in_size, 0)
+    return max(out, 0), total // 2, total - total // 2
+
+
+def clamp_float(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    if lo == -np.inf and hi == np.inf:
+        return x
+    return np.minimum(np.maximum(x, np.float32(lo)), np.float32(hi)).astype(x.dtype)

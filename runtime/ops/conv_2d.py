@@ -1,0 +1,192 @@
+"""CONV_2D: float32, int8 (per-tensor and per-channel weights), uint8 (legacy) and
+16x8 (int16 activations, int8 weights, int32 or int64 bias).
+
+Mirrors ``tflite/kernels/conv.cc`` (Prepare checks and multipliers) and the
+reference kernels ``tflite/kernels/internal/reference/conv.h`` (float, uint8) and
+``reference/integer_ops/conv.h`` (``ConvPerChannel`` for int8 and int16).
+
+Integer arithmetic (docs/quantization.md eq. 14, 15, 17)::
+
+    acc[oc] = sum_{fy,fx,ic} (x[iy, ix, g*Cf + ic] + input_offset)
+                           * (w[oc, fy, fx, ic] + weights_offset) + bias[oc]
+    out = clamp(MBQM(acc, output_multiplier[oc], output_shift[oc]) + output_offset,
+                output_activation_min, output_activation_max)
+
+Taps outside the image are skipped, which equals padding the centred input
+``x + input_offset`` with zeros. The sum is computed exactly with a float64 GEMM:
+every product is an integer below 2^23 in magnitude and any partial sum of fewer
+than 2^30 of them stays below 2^53, so float64 represents each partial sum exactly
+whatever order BLAS adds them in. The int32 accumulator then wraps as the C++
+int32 does (int8, uint8, 16x8 with int32 bias); 16x8 with int64 bias uses the
+64-bit MBQM (eq. 10).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
+                                  multiply_by_quantized_multiplier_int64,
+                                  quantize_multiplier, quantize_multiplier_array, wrap_int32)
+
+from ._common import FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext, clamp_float, compute_padding
+
+NUMERICS = ("reference",)
+
+
+@dataclass(frozen=True)
+class ConvParams:
+    kind: str                      # "float", "int8", "uint8", "int16"
+    stride: tuple[int, int]        # (stride_height, stride_width)
+    dilation: tuple[int, int]
+    padding: tuple[int, int, int, int]  # top, bottom, left, right
+    out_hw: tuple[int, int]
+    groups: int
+    filter: np.ndarray             # [Cout, KH, KW, Cf]; float64 (+ weights_offset) for ints
+    bias: np.ndarray | None
+    input_offset: int = 0
+    output_offset: int = 0
+    output_multiplier: np.ndarray | None = None
+    output_shift: np.ndarray | None = None
+    output_activation_min: float = 0
+    output_activation_max: float = 0
+    int64_bias: bool = False
+    out_dtype: type = np.float32
+
+
+def prepare(ctx: OpContext) -> ConvParams:
+    ctx.check_io_count((2, 3), 1)
+    x = ctx.input(0)
+    w = ctx.input(1)
+    b = ctx.input(2, optional=True)
+    out = ctx.output(0)
+    o = ctx.options
+    ctx.check(len(x.shape) == 4, f"input must be 4-D, is {list(x.shape)}", ".inputs[0]")
+    ctx.check(len(w.shape) == 4, f"filter must be 4-D, is {list(w.shape)}", ".inputs[1]")
+    ctx.check(w.is_constant, "a non-constant filter is not supported", ".inputs[1]")
+    n, h, wd, cin = x.shape
+    cout, kh, kw, cf = w.shape
+    ctx.check(min(h, wd, cin, cout, kh, kw, cf) > 0, "zero-sized input or filter dimension")
+    ctx.check(cin % cf == 0, f"input channels {cin} not a multiple of filter channels {cf}")
+    groups = cin // cf
+    ctx.check(cout % groups == 0, f"output channels {cout} not a multiple of {groups} groups")
+    sh, sw = o["stride_h"], o["stride_w"]
+    dh, dw = o["dilation_h_factor"], o["dilation_w_factor"]
+    ctx.check(sh > 0 and sw > 0, f"strides must be > 0, are ({sh}, {sw})", ".builtin_options")
+    ctx.check(dh > 0 and dw > 0, f"dilations must be > 0, are ({dh}, {dw})", ".builtin_options")
+    oh, pt, pb = compute_padding(o["padding"], h, kh, sh, dh)
+    ow, pl, pr = compute_padding(o["padding"], wd, kw, sw, dw)
+    ctx.check(oh > 0 and ow > 0, f"output would be empty ({oh}x{ow})")
+    ctx.check(b is not None, "bias is required (conv.cc: TF_LITE_ENSURE(has_bias))", ".inputs")
+    ctx.check(b.num_elements == cout,
+              f"bias has {b.num_elements} elements, filter has {cout} output channels", ".inputs[2]")
+    ctx.check(b.is_constant, "a non-constant bias is not supported", ".inputs[2]")
+    ctx.check(out.type == x.type, f"output type {out.type_name} differs from input type {x.type_name}")
+    common = dict(stride=(sh, sw), dilation=(dh, dw), padding=(pt, pb, pl, pr), out_hw=(oh, ow),
+                  groups=groups)
+
+    if x.type == FLOAT32:
+        if w.type != FLOAT32:
+            raise ctx.unsupported(f"hybrid CONV_2D (float input, {w.type_name} filter)")
+        ctx.check(b.type == FLOAT32, "bias must be float32", ".inputs[2]")
+        lo, hi = ctx.float_activation_range()
+        return ConvParams(kind="float", filter=w.data.astype(np.float32), bias=b.data.astype(np.float32),
+                          output_activation_min=lo, output_activation_max=hi, **common)
+
+    ctx.check_type(x, (INT8, UINT8, INT16), "input")
+    ctx.require_quantized(x)
+    ctx.require_quantized(out)
+    lo, hi = ctx.activation_range(out)
+    if x.type == UINT8:
+        ctx.check_type(w, (UINT8,), "filter")
+        ctx.require_quantized(w)
+        ctx.check(not w.per_channel, "uint8 CONV_2D supports per-tensor filters only", ".inputs[1]")
+        ctx.check_type(b, (INT32,), "bias")
+        in_prod = float(np.float32(x.scale[0] * w.scale[0]))  # float product (kernel_util.cc)
+        if b.quantized:
+            ctx.check(abs(float(x.s) * float(w.s) - b.s) / out.s <= 0.02,
+                      "bias scale differs from input scale x filter scale by more than 2% of "
+                      "the output scale", ".inputs[2]")
+        m, s = quantize_multiplier(in_prod / out.s)
+        return ConvParams(kind="uint8", filter=w.data.astype(np.float64) - w.zp,
+                          bias=b.data.astype(np.int64), input_offset=-x.zp, output_offset=out.zp,
+                          output_multiplier=np.array([m] * cout, np.int64),
+                          output_shift=np.array([s] * cout, np.int64),
+                          output_activation_min=lo, output_activation_max=hi, out_dtype=np.uint8,
+                          **common)
+
+    ctx.check_type(w, (INT8,), "filter")
+    ctx.require_quantized(w, per_channel_dim=0, symmetric=True)
+    ctx.check(len(w.scale) in (1, cout), f"filter has {len(w.scale)} scales for {cout} channels",
+              ".inputs[1]")
+    filter_scales = np.broadcast_to(w.scale.astype(np.float64), (cout,))
+    # PopulateConvolutionQuantizationParams: double(s_in) * double(s_w[c]) / double(s_out)
+    m, s = quantize_multiplier_array(float(x.s) * filter_scales / float(out.s))
+    if x.type == INT8:
+        ctx.check_type(b, (INT32,), "bias")
+        bias = b.data.astype(np.int64)
+        int64_bias = False
+    else:
+        ctx.check(x.zp == 0 and out.zp == 0, "16x8 CONV_2D needs zero points 0 (symmetric int16)")
+        ctx.check_type(b, (INT32, INT64), "bias")
+        qbt = o.get("quantized_bias_type", FLOAT32)
+        if qbt != FLOAT32:
+            ctx.check(qbt in (INT32, INT64) and b.type == qbt,
+                      f"bias type {b.type_name} differs from quantized_bias_type", ".inputs[2]")
+        # conv.cc takes the int32-bias kernel only when quantized_bias_type says INT32;
+        # otherwise it reads the bias as int64, past the end of an int32 buffer.
+        ctx.check(b.type == INT64 or qbt == INT32,
+                  "16x8 CONV_2D with an int32 bias needs quantized_bias_type INT32 (LiteRT "
+                  "would read the int32 bias as int64, out of bounds)", ".inputs[2]")
+        bias = b.data.astype(np.int64)
+        int64_bias = b.type == INT64
+    if b.quantized:
+        ctx.check(bool(np.all(b.zero_point == 0)), "bias zero point must be 0", ".inputs[2]")
+    return ConvParams(kind="int8" if x.type == INT8 else "int16", filter=w.data.astype(np.float64),
+                      bias=bias, input_offset=-x.zp, output_offset=out.zp, output_multiplier=m,
+                      output_shift=s, output_activation_min=lo, output_activation_max=hi,
+                      int64_bias=int64_bias, out_dtype=np.int8 if x.type == INT8 else np.int16,
+                      **common)
+
+
+def im2col(x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], dilation: tuple[int, int],
+           padding: tuple[int, int, int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """Patches [N, OH, OW, KH*KW, C] of a zero-padded NHWC input (order fy, fx, c)."""
+    pt, pb, pl, pr = padding
+    sh, sw = stride
+    dh, dw = dilation
+    oh, ow = out_hw
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    cols = [xp[:, fy * dh: fy * dh + (oh - 1) * sh + 1: sh, fx * dw: fx * dw + (ow - 1) * sw + 1: sw, :]
+            for fy in range(kh) for fx in range(kw)]
+    return np.stack(cols, axis=3)
+
+
+def _accumulate(p: ConvParams, xc: np.ndarray) -> np.ndarray:
+    """Grouped convolution sum, [N, OH, OW, Cout], in xc's float type."""
+    cout, kh, kw, cf = p.filter.shape
+    cols = im2col(xc, kh, kw, p.stride, p.dilation, p.padding, p.out_hw)
+    n, oh, ow = cols.shape[:3]
+    fpg = cout // p.groups
+    outs = []
+    for g in range(p.groups):
+        a = cols[..., g * cf:(g + 1) * cf].reshape(n * oh * ow, kh * kw * cf)
+        wm = p.filter[g * fpg:(g + 1) * fpg].reshape(fpg, kh * kw * cf).astype(xc.dtype)
+        outs.append(a @ wm.T)
+    acc = outs[0] if p.groups == 1 else np.concatenate(outs, axis=1)
+    return acc.reshape(n, oh, ow, cout)
+
+
+def eval(p: ConvParams, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> list[np.ndarray]:  # noqa: A001
+    if p.kind == "float":
+        acc = _accumulate(p, x.astype(np.float32)) + p.bias
+        return [clamp_float(acc.astype(np.float32), p.output_activation_min, p.output_activation_max)]
+    xc = x.astype(np.float64) + p.input_offset
+    acc = np.rint(_accumulate(p, xc)).astype(np.int64) + p.bias
+    if p.int64_bias:
+        scaled = multiply_by_quantized_multiplier_int64(acc, p.output_multiplier, p.output_shift)
+    else:
+        scaled = multiply_by_quantized_multiplier(wrap_int32(acc), p.output_multiplier, p.output_shift)
+    out = np.clip(scaled + p.output_offset, p.output_activation_min, p.output_activation_max)
+    return [out.astype(p.out_dtype)]
