@@ -41,7 +41,10 @@ _NP_DTYPES = {
     "INT8": np.int8, "FLOAT64": np.float64, "COMPLEX128": np.complex128, "UINT64": np.uint64,
     "UINT32": np.uint32, "UINT16": np.uint16, "BFLOAT16": np.uint16,
     "RESOURCE": np.int32, "VARIANT": np.int32,
+    # One byte each; NumPy has no float8, so their raw bits are exposed as uint8.
+    "FLOAT8_E4M3FN": np.uint8, "FLOAT8_E5M2": np.uint8,
 }
+_STORAGE_ONLY = ("BFLOAT16", "RESOURCE", "VARIANT", "FLOAT8_E4M3FN", "FLOAT8_E5M2")
 _PACKED_BITS = {"INT4": 4, "UINT4": 4, "INT2": 2}
 
 
@@ -66,7 +69,7 @@ def tensor_type_of(dtype: Any) -> int:
     """TensorType value of a NumPy dtype (``np.int8`` -> ``TensorType.INT8``)."""
     dt = np.dtype(dtype)
     for name, np_type in _NP_DTYPES.items():
-        if name in ("BFLOAT16", "RESOURCE", "VARIANT"):
+        if name in _STORAGE_ONLY:
             continue
         if np.dtype(np_type) == dt:
             return int(TensorType[name])
@@ -208,7 +211,9 @@ class Operator:
 
     @property
     def options(self) -> dict:
-        """Builtin options (either union) as a dict, defaults filled in; {} when none."""
+        """Builtin options (either union) as a dict, defaults filled in; {} when none.
+
+        Vectors come back as Python lists (``squeeze_dims``, ``new_shape``)."""
         out: dict = {}
         for utype, value, union in ((self.builtin_options_type, self.builtin_options, "BuiltinOptions"),
                                     (self.builtin_options_2_type, self.builtin_options_2, "BuiltinOptions2")):
@@ -219,7 +224,8 @@ class Operator:
                 for row in desc.TABLES[members[utype]]:
                     if not row[5]:
                         out[row[0]] = row[4]
-            out.update({k: v for k, v in value.items() if v is not None})
+            out.update({k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                        for k, v in value.items() if v is not None})
         return out
 
 
