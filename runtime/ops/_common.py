@@ -210,3 +210,8 @@ def clamp_float(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     if lo == -np.inf and hi == np.inf:
         return x
     return np.minimum(np.maximum(x, np.float32(lo)), np.float32(hi)).astype(x.dtype)
+
+
+def copy_array(x: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy that keeps 0-d arrays 0-d (``np.ascontiguousarray`` does not)."""
+    return np.array(x, copy=True, order="C")

@@ -10,7 +10,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._common import OpContext
+from ._common import OpContext, copy_array as _copy
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 
@@ -42,4 +42,4 @@ def _check_perm(perm: np.ndarray, rank: int, path: str) -> list[int]:
 
 
 def eval(p: TransposeParams, x: np.ndarray, perm: np.ndarray) -> list[np.ndarray]:  # noqa: A001
-    return [np.ascontiguousarray(np.transpose(x, _check_perm(perm, p.rank, p.path)))]
+    return [_copy(np.transpose(x, _check_perm(perm, p.rank, p.path)))]
