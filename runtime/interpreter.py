@@ -27,8 +27,8 @@ from quantcore.schema.model import Model, TensorType, numpy_dtype
 from .ops import get_kernel
 from .ops._common import NUMERICS, OpContext, TensorInfo
 
-# Builtin operators that consume float16 or other constants that get_tensor_details
-# reports with their storage type; nothing special is needed here.
+# Operators evaluated once at allocation when all their inputs are constant.
+_FOLDABLE = frozenset({"DEQUANTIZE"})
 
 
 @dataclass
@@ -39,6 +39,7 @@ class _PreparedOp:
     params: Any
     inputs: list[int]
     outputs: list[int]
+    folded: bool = False      # evaluated once in allocate_tensors (constant inputs)
 
 
 class _SubgraphState:
@@ -112,6 +113,7 @@ class Interpreter:
 
     def _prepare(self, state: _SubgraphState) -> None:
         state.ops = []
+        state.constants = [self.model.tensor_data(state.index, i) for i in range(len(state.sg.tensors))]
         for o, op in enumerate(state.sg.operators):
             code = self.model.operator_codes[op.opcode_index]
             ctx = OpContext(
@@ -122,7 +124,18 @@ class Interpreter:
                 options=op.options, numerics=self.numerics)
             kernel = self._kernels[(state.index, o)]
             params = kernel.prepare(ctx)
-            state.ops.append(_PreparedOp(o, code.name, kernel, params, list(op.inputs), list(op.outputs)))
+            prepared = _PreparedOp(o, code.name, kernel, params, list(op.inputs), list(op.outputs))
+            if code.name in _FOLDABLE and op.inputs and all(
+                    i >= 0 and state.constants[i] is not None for i in op.inputs):
+                # A DEQUANTIZE of a constant (float16 or int8 weights) gives a constant:
+                # compute it once here, as LiteRT's dequantize.cc does for constant inputs,
+                # so the operators that read it see constant weights.
+                results = kernel.eval(params, *[state.constants[i] for i in op.inputs])
+                for t, r in zip(op.outputs, results):
+                    state.constants[t] = r
+                    state.values[t] = r
+                prepared.folded = True
+            state.ops.append(prepared)
         state.allocated = True
 
     def allocate_tensors(self) -> None:
@@ -233,6 +246,8 @@ class Interpreter:
                 raise InputError(f"input tensor {i} ({state.sg.tensors[i].name!r}) was not set")
         values = state.values
         for p in state.ops:
+            if p.folded:
+                continue
             args = [None if i < 0 else values[i] for i in p.inputs]
             results = p.kernel.eval(p.params, *args)
             if len(results) != len(p.outputs):

@@ -1,0 +1,539 @@
+"""The quantizer: float .tflite in, quantized .tflite out.
+
+``quantize(model, representative_dataset=..., mode=...)`` follows the TFLite
+converter's post-training quantization (docs/quantization.md eq. 3-5, 14-19):
+
+* calibrate: run the float model in quantcore's runtime over the data and keep a
+  range per float tensor (:mod:`quantcore.calibration`);
+* decide parameters operator by operator in execution order (:mod:`.rules`):
+  activations asymmetric from their range, weights symmetric per channel, biases
+  with scale ``s_in * s_w``, fixed outputs (SOFTMAX, LOGISTIC, TANH), data-movement
+  outputs inheriting their input's parameters, shared-scale operators (CONCATENATION)
+  with requantizing QUANTIZE operators inserted where inputs differ;
+* rewrite the graph: quantized tensors change type in place; QUANTIZE and
+  DEQUANTIZE operators are inserted wherever float and quantized parts meet (model
+  inputs and outputs for float I/O, operators kept in float by the denylist or
+  because quantcore has no quantized rule for them).
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from quantcore.calibration import Calibrator
+from quantcore.errors import CalibrationError, InputError
+from quantcore.fixedpoint import round_half_away
+from quantcore.numerics import choose_qparams, qrange
+from quantcore.schema import read_model, write_model
+from quantcore.schema.builder import make_options
+from quantcore.schema.model import (Buffer, BuiltinOperator, Model, Operator, OperatorCode,
+                                    QuantizationParameters, Tensor, TensorType)
+
+from .calibrate import calibrate
+from .rules import HYBRID, PASSTHROUGH, RULES
+from .versions import op_version
+
+FLOAT32 = int(TensorType.FLOAT32)
+MODES = ("int8", "int16x8", "dynamic", "float16", "uint8")
+_ACT_TYPE = {"int8": int(TensorType.INT8), "int16x8": int(TensorType.INT16), "uint8": int(TensorType.UINT8)}
+_NP = {int(TensorType.INT8): np.int8, int(TensorType.INT16): np.int16, int(TensorType.UINT8): np.uint8,
+       int(TensorType.INT32): np.int32, int(TensorType.INT64): np.int64}
+
+
+@dataclass
+class QuantizationReport:
+    """What the quantizer did: operators left in float and why."""
+    float_ops: list[tuple[int, str, str]]   # (original op index, op name, reason)
+
+
+def _load(model: Any) -> Model:
+    if isinstance(model, Model):
+        return copy.deepcopy(model)
+    if isinstance(model, (bytes, bytearray, memoryview, str, os.PathLike)):
+        return read_model(model)
+    raise InputError(f"model must be a path, bytes or a Model, not {type(model).__name__}")
+
+
+def quantize(model: Any, *, representative_dataset: Any = None, mode: str = "int8",
+             per_channel: bool = True, inference_input_type: Any = np.float32,
+             inference_output_type: Any = np.float32, calibrator: str | Calibrator = "minmax",
+             denylist: Any = (), default_ranges: tuple[float, float] | None = None,
+             report: QuantizationReport | None = None) -> bytes:
+    """Quantize a float .tflite model; returns the new model's bytes.
+
+    ``model``: path, bytes or :class:`~quantcore.schema.Model`.
+    ``representative_dataset``: a callable returning an iterable of samples (the
+    TFLite converter convention: each sample a list of arrays, one per input, batch
+    1), an iterable of samples, or a dict per sample keyed by signature input name.
+    ``mode``: ``"int8"`` (full integer), ``"int16x8"`` (int16 activations, int8
+    weights, int64 bias), ``"dynamic"`` (int8 weights, float activations),
+    ``"float16"`` (float16 constants through DEQUANTIZE), ``"uint8"`` (legacy
+    asymmetric uint8, per tensor).
+    ``inference_input_type``/``inference_output_type``: float32 (QUANTIZE and
+    DEQUANTIZE at the edges), int8, or uint8 (int16 in 16x8).
+    ``denylist``: operator names (``"SOFTMAX"``), tensor names of operator outputs,
+    or operator indices kept in float, with QUANTIZE/DEQUANTIZE around them.
+    ``default_ranges``: ``(min, max)`` used for every activation without
+    statistics ("dummy quantization"); with no dataset at all, for every activation.
+    """
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    m = _load(model)
+    for i, sg in enumerate(m.subgraphs):
+        for t in sg.tensors:
+            if t.type == FLOAT32 or t.quantization is None or t.quantization.is_empty():
+                continue
+            if t.type in _ACT_TYPE.values() and i == 0:
+                raise InputError(f"the model is already quantized (tensor {t.name!r} is {t.type_name})")
+    if mode == "float16":
+        return write_model(_float16(m))
+    if mode == "dynamic":
+        return write_model(_dynamic(m, per_channel))
+    q = _IntegerQuantizer(m, mode, per_channel, np.dtype(inference_input_type),
+                          np.dtype(inference_output_type), denylist)
+    q.ranges = q.collect_ranges(representative_dataset, calibrator, default_ranges)
+    q.run()
+    if report is not None:
+        report.float_ops = q.float_ops
+    return write_model(q.m)
+
+
+# ---------------------------------------------------------------------------
+# float16 and dynamic range
+# ---------------------------------------------------------------------------
+def _new_tensor(m: Model, sg_index: int, like: Tensor, **changes: Any) -> int:
+    t = copy.copy(like)
+    for k, v in changes.items():
+        setattr(t, k, v)
+    sg = m.subgraphs[sg_index]
+    sg.tensors.append(t)
+    return len(sg.tensors) - 1
+
+
+def _opcode(m: Model, name: str, version: int = 1) -> int:
+    code = int(BuiltinOperator[name])
+    for i, c in enumerate(m.operator_codes):
+        if c.code == code and c.version == version and not c.custom_code:
+            return i
+    m.operator_codes.append(OperatorCode(deprecated_builtin_code=min(code, 127), version=version,
+                                         builtin_code=code))
+    return len(m.operator_codes) - 1
+
+
+def _new_buffer(m: Model, data: bytes) -> int:
+    m.buffers.append(Buffer(data=data))
+    return len(m.buffers) - 1
+
+
+def _float16(m: Model) -> Model:
+    """Every float32 constant becomes a float16 constant feeding a DEQUANTIZE."""
+    for s, sg in enumerate(m.subgraphs):
+        first_use: dict[int, int] = {}
+        for o, op in enumerate(sg.operators):
+            for t in op.inputs:
+                if t >= 0 and t not in first_use:
+                    first_use[t] = o
+        inserts: list[tuple[int, Operator]] = []
+        for t, tensor in enumerate(list(sg.tensors)):
+            data = m.tensor_data(s, t)
+            if tensor.type != FLOAT32 or data is None or t not in first_use:
+                continue
+            half = _new_tensor(m, s, tensor, type=int(TensorType.FLOAT16), name=tensor.name + "_fp16",
+                               buffer=_new_buffer(m, data.astype("<f2").tobytes()), quantization=None)
+            tensor.buffer = 0
+            inserts.append((first_use[t], Operator(opcode_index=_opcode(m, "DEQUANTIZE", 3),
+                                                   inputs=[half], outputs=[t])))
+        _insert_ops(sg, inserts)
+    return m
+
+
+def _insert_ops(sg, inserts: list[tuple[int, Operator]]) -> None:
+    """Insert operators before the given original positions (stable)."""
+    by_pos: dict[int, list[Operator]] = {}
+    for pos, op in inserts:
+        by_pos.setdefault(pos, []).append(op)
+    out = []
+    for o, op in enumerate(sg.operators):
+        out.extend(by_pos.get(o, []))
+        out.append(op)
+    sg.operators = out
+
+
+def quantize_weights_symmetric(w: np.ndarray, axis: int | None, dtype=np.int8
+                               ) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric narrow-range weights as the converter makes them (eq. 5).
+
+    Per channel (``axis``): ``scale_c = f32(f32(max|w_c|) / 127)`` (tiny ranges widened
+    to 5e-7), ``q = clamp(roundf(f32(w * f32(1 / double(scale_c)))), -127, 127)``
+    (``SymmetricPerChannelQuantizeValues``). Per tensor: the same scale, values
+    ``roundf(w * f32(127 / f32(max|w|)))`` (``PortableSymmetricQuantizeFloats``).
+    Returns (values, scales).
+    """
+    w = np.asarray(w, np.float32)
+    qmin, qmax = qrange(dtype, narrow_range=True)
+    if axis is None:
+        a = float(np.max(np.abs(w))) if w.size else 0.0
+        qp = choose_qparams(-a, a, dtype, symmetric=True)
+        rng = np.float32(a if a > 0 else 5e-7)
+        inv = np.float32(np.float32(qmax) / rng)
+        q = round_half_away((w * inv).astype(np.float32))
+        return np.clip(q, qmin, qmax).astype(dtype), qp.scale
+    moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+    a = np.max(np.abs(moved), axis=1) if moved.size else np.zeros(w.shape[axis])
+    qp = choose_qparams(-a, a, dtype, symmetric=True)
+    inv = (1.0 / qp.scale.astype(np.float64)).astype(np.float32)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    q = round_half_away((w * inv.reshape(shape)).astype(np.float32))
+    return np.clip(q, qmin, qmax).astype(dtype), qp.scale
+
+
+def _dynamic(m: Model, per_channel: bool) -> Model:
+    """Dynamic range: float weights of hybrid-capable ops become int8 (symmetric)."""
+    sg = m.subgraphs[0]
+    for op in sg.operators:
+        name = m.op_name(op)
+        if name not in HYBRID:
+            continue
+        for j, axis in HYBRID[name].items():
+            if j >= len(op.inputs) or op.inputs[j] < 0:
+                continue
+            t = op.inputs[j]
+            tensor = sg.tensors[t]
+            data = m.tensor_data(0, t)
+            if tensor.type != FLOAT32 or data is None or data.size < 1024:
+                continue  # the converter leaves weights under 1024 elements in float
+            ax = axis if per_channel and axis is not None and name != "FULLY_CONNECTED" else None
+            q, scales = quantize_weights_symmetric(data, ax)
+            new = _new_tensor(m, 0, tensor, type=int(TensorType.INT8),
+                              buffer=_new_buffer(m, q.tobytes()),
+                              quantization=QuantizationParameters(
+                                  scale=scales, zero_point=np.zeros(len(scales), np.int64),
+                                  quantized_dimension=ax or 0))
+            op.inputs[j] = new
+        code = m.operator_codes[op.opcode_index]
+        types = [sg.tensors[i].type if i >= 0 else None for i in op.inputs]
+        op.opcode_index = _opcode(m, name, op_version(name, types, [sg.tensors[i].type for i in op.outputs],
+                                                      op.options, sg.tensors, op.inputs, code.version))
+    return m
+
+
+# ---------------------------------------------------------------------------
+# full integer (int8, int16x8, uint8)
+# ---------------------------------------------------------------------------
+class _IntegerQuantizer:
+    def __init__(self, m: Model, mode: str, per_channel: bool, in_type: np.dtype,
+                 out_type: np.dtype, denylist: Any) -> None:
+        self.m = m
+        self.mode = mode
+        self.sg = m.subgraphs[0]
+        self.act = _ACT_TYPE[mode]
+        self.per_channel = per_channel and mode != "uint8"
+        self.in_type, self.out_type = in_type, out_type
+        allowed = {np.dtype(np.float32), np.dtype(_NP[self.act])}
+        if mode == "int8":
+            allowed.add(np.dtype(np.uint8))
+        for kind, t in (("input", in_type), ("output", out_type)):
+            if t not in allowed:
+                raise InputError(f"inference_{kind}_type {t} is not available in {mode} mode "
+                                 f"(choose from {', '.join(sorted(str(a) for a in allowed))})")
+        self.denylist = set(denylist if not isinstance(denylist, str) else denylist.split(","))
+        self.ranges: dict[int, tuple[float, float]] = {}
+        self.float_ops: list[tuple[int, str, str]] = []
+        self.params: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
+        self.const_cache: dict[tuple, int] = {}
+        self._pending_out: list[tuple[int, int]] = []
+
+    # -- calibration -----------------------------------------------------------------
+    def collect_ranges(self, dataset: Any, calibrator: Any, default_ranges: Any) -> dict[int, tuple[float, float]]:
+        ranges: dict[int, tuple[float, float]] = {}
+        if dataset is not None:
+            cals = calibrate(self.m, dataset, calibrator)
+            ranges = {t: c.compute_range() for t, c in cals.items()}
+        elif default_ranges is None:
+            raise CalibrationError("full integer quantization needs a representative_dataset "
+                                   "(or default_ranges=(min, max) for dummy quantization)")
+        if default_ranges is not None:
+            lo, hi = (float(v) for v in default_ranges)
+            for t, tensor in enumerate(self.sg.tensors):
+                if tensor.type == FLOAT32 and self.m.tensor_data(0, t) is None and t not in ranges:
+                    ranges[t] = (lo, hi)
+        return ranges
+
+    # -- parameters --------------------------------------------------------------------
+    def _act_params(self, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+        if self.mode == "int16x8":
+            # legacy quantizer (tools/optimize): float32, symmetric, zero point 0
+            a = np.float32(max(abs(min(lo, 0.0)), abs(max(hi, 0.0))))
+            scale = np.float32(a / np.float32(32767)) if a > 0 else np.float32(1.0)
+            return np.array([scale], np.float32), np.zeros(1, np.int64)
+        qp = choose_qparams(lo, hi, _NP[self.act])
+        return qp.scale, qp.zero_point
+
+    def _range(self, t: int) -> tuple[float, float]:
+        if t in self.ranges:
+            return self.ranges[t]
+        data = self.m.tensor_data(0, t)
+        if data is not None:
+            return float(np.min(data)) if data.size else 0.0, float(np.max(data)) if data.size else 0.0
+        raise CalibrationError(f"tensor {t} ({self.sg.tensors[t].name!r}) has no statistics: the "
+                               "representative dataset never produced it; pass default_ranges")
+
+    def _set(self, t: int, scale: np.ndarray, zp: np.ndarray, qtype: int, axis: int = 0) -> None:
+        tensor = self.sg.tensors[t]
+        tensor.type = qtype
+        tensor.quantization = QuantizationParameters(scale=np.asarray(scale, np.float32),
+                                                     zero_point=np.asarray(zp, np.int64),
+                                                     quantized_dimension=axis)
+        self.params[t] = (np.asarray(scale, np.float32), np.asarray(zp, np.int64), axis)
+
+    def _new_act(self, like: int, suffix: str) -> int:
+        t = self.sg.tensors[like]
+        return _new_tensor(self.m, 0, t, name=t.name + suffix, buffer=0, quantization=None,
+                           type=t.type, shape=list(t.shape))
+
+    # -- constants ---------------------------------------------------------------------
+    def _const(self, t: int, key: tuple, values: np.ndarray, scale, zp, qtype: int, axis: int = 0) -> int:
+        """A quantized copy of constant tensor t (shared by identical uses)."""
+        full = (t,) + key
+        if full in self.const_cache:
+            return self.const_cache[full]
+        src = self.sg.tensors[t]
+        new = _new_tensor(self.m, 0, src, type=qtype,
+                          buffer=_new_buffer(self.m, np.ascontiguousarray(values).astype(
+                              np.dtype(_NP[qtype]).newbyteorder("<")).tobytes()),
+                          quantization=QuantizationParameters(
+                              scale=np.asarray(scale, np.float32), zero_point=np.asarray(zp, np.int64),
+                              quantized_dimension=axis))
+        self.const_cache[full] = new
+        self.params[new] = (np.asarray(scale, np.float32), np.asarray(zp, np.int64), axis)
+        return new
+
+    def _quantize_weight(self, t: int, axis: int) -> int:
+        data = self.m.tensor_data(0, t).astype(np.float32)
+        if self.mode == "uint8":
+            qp = choose_qparams(float(data.min()), float(data.max()), np.uint8)
+            from quantcore.numerics import quantize as affine_quantize
+            q = affine_quantize(data, qp.scale, qp.zero_point, np.uint8)
+            return self._const(t, ("w", None), q, qp.scale, qp.zero_point, int(TensorType.UINT8))
+        ax = axis if self.per_channel and data.ndim > axis else None
+        q, scales = quantize_weights_symmetric(data, ax)
+        return self._const(t, ("w", ax), q, scales, np.zeros(len(scales), np.int64),
+                           int(TensorType.INT8), ax or 0)
+
+    def _quantize_bias(self, t: int, s_in: float, s_w: np.ndarray) -> int:
+        """int32 (int64 in 16x8) bias, scale f32(double(s_in) * double(s_w)), eq. 16."""
+        data = self.m.tensor_data(0, t).astype(np.float32)
+        scale = (np.float64(s_in) * s_w.astype(np.float64)).astype(np.float32)
+        if len(scale) == 1 and data.size > 1:
+            scale_b = np.broadcast_to(scale, data.shape)
+        else:
+            scale_b = scale.reshape(data.shape) if scale.size == data.size else np.broadcast_to(scale, data.shape)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            inv = (1.0 / scale_b.astype(np.float64)).astype(np.float32)
+            v = round_half_away((data * inv).astype(np.float32)).astype(np.float64)
+        qtype = int(TensorType.INT64) if self.mode == "int16x8" else int(TensorType.INT32)
+        lim = 2**31 - 1 if qtype == int(TensorType.INT32) else 2**63 - 1
+        q = np.clip(np.nan_to_num(v), -lim, lim).astype(_NP[qtype])
+        return self._const(t, ("b", float(s_in), tuple(s_w.tolist())), q, scale,
+                           np.zeros(len(scale), np.int64), qtype, 0)
+
+    def _quantize_other_const(self, t: int, params=None) -> int:
+        data = self.m.tensor_data(0, t).astype(np.float32)
+        if params is None:
+            lo = float(data.min()) if data.size else 0.0
+            hi = float(data.max()) if data.size else 0.0
+            scale, zp = self._act_params(lo, hi)
+        else:
+            scale, zp = params
+        from quantcore.numerics import quantize as affine_quantize
+        q = affine_quantize(data, scale, zp, _NP[self.act])
+        return self._const(t, ("c", float(scale[0]), int(zp[0])), q, scale, zp, self.act)
+
+    # -- the rewrite ---------------------------------------------------------------------
+    def _denied(self, o: int, op: Operator, name: str) -> str | None:
+        if name in self.denylist or str(o) in self.denylist or o in self.denylist:
+            return "denylist"
+        for t in op.outputs:
+            if t >= 0 and self.sg.tensors[t].name in self.denylist:
+                return "denylist"
+        if name in PASSTHROUGH:
+            return None
+        rule = RULES.get(name)
+        if rule is None:
+            return "no quantized kernel rule in quantcore"
+        if self.mode == "int16x8" and not rule.int16:
+            return "LiteRT has no 16x8 kernel"
+        return None
+
+    def _is_act(self, t: int) -> bool:
+        return t >= 0 and self.sg.tensors[t].type == FLOAT32 and self.m.tensor_data(0, t) is None
+
+    def run(self) -> None:
+        sg, m = self.sg, self.m
+        home: dict[int, str] = {}
+        q_of: dict[int, int] = {}
+        f_of: dict[int, int] = {}
+        outputs = set(sg.outputs)
+        new_ops: list[Operator] = []
+        qtype = self.act
+
+        def emit(name: str, src: int, dst: int) -> None:
+            version = op_version(name, [sg.tensors[src].type], [sg.tensors[dst].type], {}, sg.tensors,
+                                 [src], 1)
+            new_ops.append(Operator(opcode_index=_opcode(m, name, version), inputs=[src], outputs=[dst],
+                                    builtin_options_type=0))
+
+        def quantized_version(t: int) -> int:
+            if home.get(t) == "q":
+                return t
+            if t not in q_of:
+                tq = self._new_act(t, "_quantized")
+                scale, zp = self._act_params(*self._range(t))
+                self._set(tq, scale, zp, qtype)
+                emit("QUANTIZE", t, tq)
+                q_of[t] = tq
+            return q_of[t]
+
+        def float_version(t: int) -> int:
+            if home.get(t) != "q":
+                return t
+            if t not in f_of:
+                tf = self._new_act(t, "_dequantized")
+                sg.tensors[tf].type = FLOAT32
+                sg.tensors[tf].quantization = None
+                emit("DEQUANTIZE", t, tf)
+                f_of[t] = tf
+            return f_of[t]
+
+        # Graph inputs.
+        for t in sg.inputs:
+            if not self._is_act(t):
+                continue
+            if self.in_type == np.float32:
+                home[t] = "f"
+            else:
+                scale, zp = self._act_params(*self._range(t))
+                if self.in_type == np.uint8 and qtype == int(TensorType.INT8):
+                    self._set(t, scale, zp + 128, int(TensorType.UINT8))
+                    home[t] = "f"   # not the int8 version: a QUANTIZE follows
+                    tq = self._new_act(t, "_int8")
+                    self._set(tq, scale, zp, qtype)
+                    emit("QUANTIZE", t, tq)
+                    q_of[t] = tq
+                else:
+                    self._set(t, scale, zp, qtype)
+                    home[t] = "q"
+
+        for o, op in enumerate(sg.operators):
+            name = m.op_name(op)
+            reason = self._denied(o, op, name)
+            if name in PASSTHROUGH and not any(self._is_act(t) or (t >= 0 and home.get(t) == "q")
+                                               for t in op.inputs):
+                new_ops.append(op)
+                continue
+            if reason is not None or name in PASSTHROUGH:
+                if reason is not None:
+                    self.float_ops.append((o, name, reason))
+                op.inputs = [float_version(t) if t >= 0 else t for t in op.inputs]
+                new_ops.append(op)
+                for t in op.outputs:
+                    if self._is_act(t):
+                        home[t] = "f"
+                        if t in outputs and self.out_type != np.float32:
+                            raise InputError(
+                                f"output {sg.tensors[t].name!r} is produced by {name}, kept in float "
+                                f"({reason}); use inference_output_type=float32")
+                continue
+            self._quantize_op(o, op, name, home, quantized_version, emit, new_ops, outputs, q_of)
+        sg.operators = new_ops
+
+    def _quantize_op(self, o, op, name, home, quantized_version, emit, new_ops, outputs, q_of) -> None:
+        sg, rule, qtype = self.sg, RULES[name], self.act
+        prepend: list[Operator] = []
+        ins = list(op.inputs)
+        act_in = rule.bias_inputs[0]
+        # activations first (weights and bias depend on the input scale)
+        for j, t in enumerate(ins):
+            if t < 0 or j in rule.weights or j == rule.bias:
+                continue
+            if self._is_act(t) or home.get(t) == "q" or t in q_of:
+                ins[j] = quantized_version(t)
+        for j, axis in rule.weights.items():
+            if j < len(ins) and ins[j] >= 0 and self.m.tensor_data(0, ins[j]) is not None \
+                    and sg.tensors[ins[j]].type == FLOAT32:
+                ins[j] = self._quantize_weight(ins[j], axis)
+        if rule.bias is not None and rule.bias < len(ins) and ins[rule.bias] >= 0 \
+                and sg.tensors[ins[rule.bias]].type == FLOAT32:
+            s_in = self.params[ins[act_in]][0][0]
+            s_w = self.params[ins[rule.bias_inputs[1]]][0]
+            ins[rule.bias] = self._quantize_bias(ins[rule.bias], float(s_in), s_w)
+        # remaining float constants (ADD operands, PADV2 values, ...)
+        out_params = None
+        if rule.shared:
+            t0 = op.outputs[0]
+            out_params = self._act_params(*self._range(t0))
+        for j, t in enumerate(ins):
+            if t >= 0 and sg.tensors[t].type == FLOAT32 and self.m.tensor_data(0, t) is not None:
+                if rule.quantized_inputs is not None and j not in rule.quantized_inputs:
+                    continue
+                ins[j] = self._quantize_other_const(t, out_params)
+        # shared-scale operators: requantize inputs whose parameters differ
+        if rule.shared:
+            for j, t in enumerate(ins):
+                if t < 0 or t not in self.params or (rule.quantized_inputs is not None and
+                                                     j not in rule.quantized_inputs):
+                    continue
+                s, z, _ = self.params[t]
+                if float(s[0]) != float(out_params[0][0]) or int(z[0]) != int(out_params[1][0]):
+                    tr = self._new_act(t, "_requantized")
+                    self._set(tr, out_params[0], out_params[1], qtype)
+                    emit("QUANTIZE", t, tr)
+                    ins[j] = tr
+        op.inputs = ins
+        # outputs
+        for k, t in enumerate(op.outputs):
+            if not self._is_act(t):
+                continue
+            if rule.fixed_output is not None:
+                key = {int(TensorType.INT8): "int8", int(TensorType.UINT8): "uint8",
+                       int(TensorType.INT16): "int16"}[qtype]
+                scale, zp = rule.fixed_output[key]
+                scale_a, zp_a = np.array([scale], np.float32), np.array([zp], np.int64)
+            elif rule.same_as_input:
+                src = ins[rule.quantized_inputs[0] if rule.quantized_inputs else 0]
+                scale_a, zp_a = self.params[src][0], self.params[src][1]
+            elif rule.shared:
+                scale_a, zp_a = out_params
+            else:
+                scale_a, zp_a = self._act_params(*self._range(t))
+            if t in outputs and self.out_type != np.dtype(_NP[qtype]):
+                # Graph output in float (or uint8): the op writes a new integer tensor.
+                tq = self._new_act(t, "_int")
+                self._set(tq, scale_a, zp_a, qtype)
+                op.outputs[k] = tq
+                q_of[t] = tq
+                home[t] = "f"
+                self._pending_out.append((t, tq))
+            else:
+                self._set(t, scale_a, zp_a, qtype)
+                home[t] = "q"
+        code = self.m.operator_codes[op.opcode_index]
+        in_types = [sg.tensors[i].type if i >= 0 else None for i in op.inputs]
+        out_types = [sg.tensors[i].type for i in op.outputs]
+        op.opcode_index = _opcode(self.m, name, op_version(name, in_types, out_types, op.options,
+                                                           sg.tensors, op.inputs, code.version))
+        new_ops.append(op)
+        for t, tq in self._pending_out:
+            if self.out_type == np.float32:
+                sg.tensors[t].quantization = None
+                emit("DEQUANTIZE", tq, t)
+            else:  # uint8 output of an int8 model
+                s, z, _ = self.params[tq]
+                self._set(t, s, z + 128, int(TensorType.UINT8))
+                emit("QUANTIZE", tq, t)
+        self._pending_out = []
