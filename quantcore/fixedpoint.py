@@ -20,6 +20,8 @@ import math
 
 import numpy as np
 
+from quantcore.errors import InputError
+
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 
@@ -41,7 +43,8 @@ def round_half_away(x: np.ndarray | float) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         t = np.trunc(x)
         frac = x - t
-        return t + np.where(np.abs(frac) >= 0.5, np.sign(x), 0).astype(x.dtype)
+        # np.where keeps the sign of zero results (round(-0.4) is -0.0, as in C).
+        return np.where(np.abs(frac) >= 0.5, t + np.sign(x), t).astype(x.dtype)
 
 
 def round_half_even(x: np.ndarray | float) -> np.ndarray:
@@ -129,7 +132,9 @@ def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.nd
     """gemmlowp ``SaturatingRoundingDoublingHighMul`` (ARM ``vqrdmulh``), eq. 7.
 
     ``(a*b + nudge) / 2^31`` with C truncating division, nudge = 2^30 if a*b >= 0
-    else 1 - 2^30: the high 32 bits of 2ab, rounded half away from zero. Its one
+    else 1 - 2^30: the high 32 bits of 2ab, rounded to nearest with ties toward
+    +inf (``2.5 -> 3`` but ``-2.5 -> -2``: the negative nudge is one short of a half,
+    so truncation sends negative ties toward zero), as ``vqrdmulh`` does. Its one
     overflow case, ``a == b == INT32_MIN``, saturates to INT32_MAX.
     """
     a = np.asarray(a, np.int64)
@@ -171,7 +176,10 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray | int
 
         RoundingDivideByPOT(SRDHM(x * 2^max(shift, 0), M0), max(-shift, 0))
 
-    where ``x * 2^left`` wraps in int32 as the C++ does. ``rounding="single"``
+    where ``x * 2^left`` wraps in int32 as the C++ does. A shift of 32 or more
+    (a real multiplier >= 2^31) is undefined behaviour in ``1 << left_shift``; x86
+    masks the shift count to 5 bits, so LiteRT multiplies by ``2^(left mod 32)``
+    (measured: M = 2^31 halves ``x``), and so does this function. ``rounding="single"``
     (TFLITE_SINGLE_ROUNDING builds)::
 
         (x * M0 + 2^(30 - shift)) >> (31 - shift)     # one rounding, ties up
@@ -183,7 +191,7 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray | int
     m = np.asarray(multiplier, np.int64)
     s = np.asarray(shift, np.int64)
     if rounding == "double":
-        left = np.maximum(s, 0)
+        left = np.maximum(s, 0) & 31  # x86 shl masks the count (C++ UB for >= 32)
         right = np.maximum(-s, 0)
         return rounding_divide_by_pot(
             saturating_rounding_doubling_high_mul(wrap_int32(x << left), m), right)
@@ -200,10 +208,11 @@ def multiply_by_quantized_multiplier_smaller_than_one_exp(x, multiplier, shift) 
 
 
 def multiply_by_quantized_multiplier_greater_than_one(x, multiplier, shift) -> np.ndarray:
-    """``MultiplyByQuantizedMultiplierGreaterThanOne``: SRDHM(x * 2^shift, M0), x*2^shift wrapping."""
+    """``MultiplyByQuantizedMultiplierGreaterThanOne``: SRDHM(x * 2^shift, M0), x*2^shift wrapping
+    (shift count taken mod 32, as x86 executes ``1 << shift``)."""
     x = np.asarray(x, np.int64)
-    return saturating_rounding_doubling_high_mul(wrap_int32(x << np.asarray(shift, np.int64)),
-                                                 multiplier)
+    return saturating_rounding_doubling_high_mul(
+        wrap_int32(x << (np.asarray(shift, np.int64) & 31)), multiplier)
 
 
 def multiply_by_quantized_multiplier_int64(x: np.ndarray, multiplier: np.ndarray | int,
@@ -231,10 +240,20 @@ def activation_range(activation: int, scale: float, zero_point: int,
     [max(qmin, Q(0)), min(qmax, Q(6))], RELU_N1_TO_1 -> [max(qmin, Q(-1)),
     min(qmax, Q(1))]. ``activation`` is an ActivationFunctionType value
     (0 NONE, 1 RELU, 2 RELU_N1_TO_1, 3 RELU6).
+
+    Like ``Quantize`` in tflite/kernels/kernel_util.cc, a rounded ``f / scale``
+    outside ``[float(INT32_MIN), float(INT32_MAX)]`` (= [-2^31, 2^31]) is refused
+    with :class:`~quantcore.errors.InputError` (LiteRT's
+    ``no_integer_overflow_from_quantization`` check); exactly 2^31 passes the check
+    and converts to INT32_MIN, as on x86. The zero-point addition wraps in int32.
     """
     def q(f: float) -> int:
-        v = np.float32(f) / np.float32(scale)
-        return int(zero_point) + int(float_to_int32_x86(round_half_away(np.float32(v))))
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            tmp = round_half_away(np.float32(np.float32(f) / np.float32(scale)))
+        if not (-(2.0**31) <= float(tmp) <= 2.0**31):
+            raise InputError(f"fused activation bound {f} / scale {scale} = {float(tmp)} does not fit "
+                             "int32 (LiteRT: no_integer_overflow_from_quantization)")
+        return int(wrap_int32(int(zero_point) + int(float_to_int32_x86(tmp))))
     if activation == 0:
         return qmin, qmax
     if activation == 1:

@@ -61,6 +61,12 @@ class Decoder:
         self.data = data
         self.n = len(data)
         self.objects = 0
+        # Every table and every offset in a vector occupies at least 4 bytes of its
+        # own unless tables are shared; a shared DAG (a vector of offsets to one
+        # table that itself holds a long vector) could otherwise make a few kB
+        # decode into millions of objects. Bounding the count by the size keeps
+        # decoding linear in the input.
+        self.max_objects = min(MAX_OBJECTS, self.n // 2 + 1024)
 
     # -- primitive checked reads -------------------------------------------------
     def _check(self, pos: int, size: int, align: int, path: str, what: str) -> None:
@@ -87,9 +93,10 @@ class Decoder:
 
     def _count(self, k: int, path: str) -> None:
         self.objects += k
-        if self.objects > MAX_OBJECTS:
-            raise ModelFormatError(f"more than {MAX_OBJECTS} objects: the buffer is "
-                                   "malformed or adversarial", path)
+        if self.objects > self.max_objects:
+            raise ModelFormatError(f"more than {self.max_objects} tables and offsets in a "
+                                   f"{self.n}-byte buffer: objects are shared or the buffer is "
+                                   "adversarial (object budget)", path)
 
     # -- composite reads ---------------------------------------------------------
     def root(self, table: str = desc.ROOT_TYPE, identifier: str | None = desc.FILE_IDENTIFIER) -> dict:
@@ -151,6 +158,11 @@ class Decoder:
                 value = self._value(target, kind, elem, align, fpath, depth)
             if not deprecated:
                 out[name] = value
+        # A union type without its table means "none" to LiteRT (the accessor
+        # returns null) and to the encoder, which writes no type without a table.
+        for uname, utype in union_types.items():
+            if utype and out.get(uname) is None and f"{uname}_type" in out:
+                out[f"{uname}_type"] = 0
         return out
 
     def _union(self, target: int, union: str, type_index: int, path: str, depth: int) -> Any:
@@ -201,8 +213,9 @@ class Decoder:
         raw = bytes(self.data[start:start + length])
         try:
             return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return raw.decode("latin-1")
+        except UnicodeDecodeError as e:
+            # LiteRT's Python API fails on such names too (UnicodeDecodeError).
+            raise ModelFormatError(f"string is not valid UTF-8 (byte {e.start})", path) from None
 
 
 def decode(data: bytes) -> dict:

@@ -78,16 +78,28 @@ def _tensor(d: dict) -> Tensor:
         variant_tensors=d["variant_tensors"], external_buffer=int(d["external_buffer"]))
 
 
-def _operator(d: dict) -> Operator:
+def _operator(d: dict, raw: bytes, path: str) -> Operator:
+    custom_options = d["custom_options"]
+    large_offset, large_size = int(d["large_custom_options_offset"]), int(d["large_custom_options_size"])
+    if large_offset > 1:
+        # Custom options stored after the FlatBuffer (files over 2 GiB): load them,
+        # as for buffers, so that the writer can put them back inline.
+        if large_offset + large_size > len(raw):
+            raise ModelFormatError(f"custom options at offset {large_offset} + size {large_size} "
+                                   f"are past the end of the {len(raw)}-byte file",
+                                   f"{path}.large_custom_options_offset")
+        if custom_options is None:
+            custom_options = memoryview(raw)[large_offset:large_offset + large_size]
+        large_offset = large_size = 0
     return Operator(
         opcode_index=int(d["opcode_index"]), inputs=_ints(d["inputs"]), outputs=_ints(d["outputs"]),
         builtin_options_type=int(d["builtin_options_type"]), builtin_options=d["builtin_options"],
-        custom_options=d["custom_options"], custom_options_format=int(d["custom_options_format"]),
+        custom_options=custom_options, custom_options_format=int(d["custom_options_format"]),
         mutating_variable_inputs=None if d["mutating_variable_inputs"] is None
         else [bool(x) for x in bytes(d["mutating_variable_inputs"])],
         intermediates=_opt_ints(d["intermediates"]),
-        large_custom_options_offset=int(d["large_custom_options_offset"]),
-        large_custom_options_size=int(d["large_custom_options_size"]),
+        large_custom_options_offset=large_offset,
+        large_custom_options_size=large_size,
         builtin_options_2_type=int(d["builtin_options_2_type"]),
         builtin_options_2=d["builtin_options_2"],
         debug_metadata_index=int(d["debug_metadata_index"]))
@@ -95,21 +107,30 @@ def _operator(d: dict) -> Operator:
 
 def _buffer(d: dict, raw: bytes, i: int) -> Buffer:
     offset, size = int(d["offset"]), int(d["size"])
-    if offset > 1:
+    if offset > 1 and d["data"] is None:
         # Buffers stored after the FlatBuffer (files over 2 GiB, schema 3c).
         if offset + size > len(raw):
             raise ModelFormatError(f"data at offset {offset} + size {size} is past the end of "
                                    f"the {len(raw)}-byte file", f"buffers[{i}]")
         return Buffer(data=memoryview(raw)[offset:offset + size])
-    return Buffer(data=d["data"], offset=offset, size=size)
+    # offset/size mean nothing once the data is inline (LiteRT reads ``data`` first);
+    # the writer never writes them, so they read back as 0.
+    return Buffer(data=d["data"])
 
 
 def _to_model(root: dict, raw: bytes) -> Model:
+    # LiteRT's InterpreterBuilder refuses a model without these vectors.
+    if root["buffers"] is None:
+        raise ModelFormatError("the model has no buffers vector", "buffers")
+    for s, sg in enumerate(root["subgraphs"] or []):
+        if sg["tensors"] is None:
+            raise ModelFormatError("the subgraph has no tensors vector", f"subgraphs[{s}].tensors")
     subgraphs = [Subgraph(tensors=[_tensor(t) for t in sg["tensors"] or []],
                           inputs=_ints(sg["inputs"]), outputs=_ints(sg["outputs"]),
-                          operators=[_operator(o) for o in sg["operators"] or []],
+                          operators=[_operator(o, raw, f"subgraphs[{s}].operators[{k}]")
+                                     for k, o in enumerate(sg["operators"] or [])],
                           name=sg["name"], debug_metadata_index=int(sg["debug_metadata_index"]))
-                 for sg in root["subgraphs"] or []]
+                 for s, sg in enumerate(root["subgraphs"] or [])]
     return Model(
         version=int(root["version"]),
         operator_codes=[OperatorCode(deprecated_builtin_code=int(c["deprecated_builtin_code"]),

@@ -19,6 +19,22 @@ than 2^30 of them stays below 2^53, so float64 represents each partial sum exact
 whatever order BLAS adds them in. The int32 accumulator then wraps as the C++
 int32 does (int8, uint8, 16x8 with int32 bias); 16x8 with int64 bias uses the
 64-bit MBQM (eq. 10).
+
+Hybrid (dynamic-range) CONV_2D: float32 input, int8 (or legacy uint8) filter, float32 bias, as
+``conv.cc`` EvalHybrid / EvalHybridPerChannel (input quantization: see
+:mod:`runtime.ops._hybrid`):
+
+* per-channel filter scales that are not all equal, or groups > 1:
+  ``EvalHybridPerChannel`` -> ``reference_ops::HybridConvPerChannel``
+  (``reference/conv.h``). Each batch is quantized asymmetrically (offset o_b,
+  factor s_b); ``acc = sum w * (q - o_b)`` (int32, taps outside the image skipped);
+  ``out = f32(f32(f32(acc) * scale[oc]) * s_b) + bias[oc]``, then the clamp.
+* one scale (or equal per-channel scales), groups == 1: ``EvalHybrid`` ->
+  ``optimized_ops::HybridConv`` (used on the reference path too: "only one
+  implementation"). Each batch is quantized symmetrically; its factor becomes
+  ``f32(s_b * scale)``; ``acc = sum w * q`` via im2col (zero padding) and
+  ``MatrixBatchVectorMultiplyAccumulate``, which adds ``f32(f32(acc) * s)`` to the
+  zero-filled output; then ``BiasAndClamp`` adds the bias and clamps.
 """
 from __future__ import annotations
 
@@ -30,6 +46,7 @@ from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
                                   multiply_by_quantized_multiplier_int64,
                                   quantize_multiplier, quantize_multiplier_array, wrap_int32)
 
+from . import _hybrid
 from ._common import FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext, clamp_float, compute_padding
 
 NUMERICS = ("reference",)
@@ -37,7 +54,7 @@ NUMERICS = ("reference",)
 
 @dataclass(frozen=True)
 class ConvParams:
-    kind: str                      # "float", "int8", "uint8", "int16"
+    kind: str                      # "float", "int8", "uint8", "int16", "hybrid"
     stride: tuple[int, int]        # (stride_height, stride_width)
     dilation: tuple[int, int]
     padding: tuple[int, int, int, int]  # top, bottom, left, right
@@ -53,6 +70,8 @@ class ConvParams:
     output_activation_max: float = 0
     int64_bias: bool = False
     out_dtype: type = np.float32
+    hybrid_scale: np.ndarray | None = None   # hybrid: float32 filter scale per output channel
+    hybrid_asymmetric: bool = False          # hybrid: EvalHybridPerChannel (asymmetric input)
 
 
 def prepare(ctx: OpContext) -> ConvParams:
@@ -87,6 +106,8 @@ def prepare(ctx: OpContext) -> ConvParams:
                   groups=groups)
 
     if x.type == FLOAT32:
+        if w.type in (INT8, UINT8):
+            return _prepare_hybrid(ctx, w, b, cout, common)
         if w.type != FLOAT32:
             raise ctx.unsupported(f"hybrid CONV_2D (float input, {w.type_name} filter)")
         ctx.check(b.type == FLOAT32, "bias must be float32", ".inputs[2]")
@@ -150,6 +171,51 @@ def prepare(ctx: OpContext) -> ConvParams:
                       **common)
 
 
+def _prepare_hybrid(ctx: OpContext, w, b, cout: int, common: dict) -> ConvParams:
+    """Float input, int8 filter (conv.cc Prepare with is_hybrid).
+
+    A UINT8 filter is also hybrid in LiteRT: its bytes are read as int8 (the old
+    weight quantizer stored int8 values in uint8 tensors), its zero point ignored,
+    and it always takes the per-tensor kernel with ``scale[0]``.
+    """
+    ctx.check(b.type == FLOAT32, "bias must be float32", ".inputs[2]")
+    scales = _hybrid.hybrid_filter_scales(ctx, w, "CONV_2D")
+    per_channel = w.type == INT8 and len(scales) > 1 and bool(np.any(scales != scales[0]))
+    grouped = common["groups"] > 1
+    if per_channel:
+        # checks of the wheel's conv.cc (messages at conv.cc:751 and :484)
+        ctx.check(w.quantized_dimension == 0, "hybrid per-channel filter must be quantized along "
+                  f"dimension 0, is {w.quantized_dimension}", ".inputs[1]")
+    if per_channel or grouped:
+        ctx.check(len(scales) == cout, f"filter has {len(scales)} scales for {cout} output channels "
+                  "(the per-channel hybrid kernel needs one per channel)", ".inputs[1]")
+    lo, hi = _hybrid.float_activation_range(ctx)
+    filt = w.data.view(np.int8) if w.type == UINT8 else w.data
+    return ConvParams(kind="hybrid", filter=filt.astype(np.float64), bias=b.data.astype(np.float32),
+                      output_activation_min=lo, output_activation_max=hi,
+                      hybrid_scale=scales if (per_channel or grouped) else scales[:1],
+                      hybrid_asymmetric=per_channel or grouped, **common)
+
+
+def _eval_hybrid(p: ConvParams, x: np.ndarray) -> np.ndarray:
+    n = x.shape[0]
+    flat = x.reshape(n, -1).astype(np.float32)
+    if p.hybrid_asymmetric:
+        q, sf, offset = _hybrid.asymmetric_quantize_floats(flat)
+        xc = (q - offset[:, None]).astype(np.float64).reshape(x.shape)
+        acc = wrap_int32(np.rint(_accumulate(p, xc)).astype(np.int64))
+        acc_float = (acc.astype(np.float32) * p.hybrid_scale).astype(np.float32)
+        acc_float = (acc_float * sf[:, None, None, None]).astype(np.float32)
+    else:
+        q, sf = _hybrid.symmetric_quantize_floats(flat)
+        sf = (sf * p.hybrid_scale[0]).astype(np.float32)
+        acc = wrap_int32(np.rint(_accumulate(p, q.astype(np.float64).reshape(x.shape))).astype(np.int64))
+        prod = (acc.astype(np.float32) * sf[:, None, None, None]).astype(np.float32)
+        acc_float = (np.float32(0.0) + prod).astype(np.float32)
+    out = (acc_float + p.bias).astype(np.float32)
+    return _hybrid.activation_with_min_max(out, p.output_activation_min, p.output_activation_max)
+
+
 def im2col(x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], dilation: tuple[int, int],
            padding: tuple[int, int, int, int], out_hw: tuple[int, int]) -> np.ndarray:
     """Patches [N, OH, OW, KH*KW, C] of a zero-padded NHWC input (order fy, fx, c)."""
@@ -179,6 +245,8 @@ def _accumulate(p: ConvParams, xc: np.ndarray) -> np.ndarray:
 
 
 def eval(p: ConvParams, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> list[np.ndarray]:  # noqa: A001
+    if p.kind == "hybrid":
+        return [_eval_hybrid(p, x)]
     if p.kind == "float":
         acc = _accumulate(p, x.astype(np.float32)) + p.bias
         return [clamp_float(acc.astype(np.float32), p.output_activation_min, p.output_activation_max)]

@@ -1,0 +1,239 @@
+"""Shared pieces of the hybrid (dynamic-range) kernels and of the depthwise and
+transposed convolutions (output sizes with C++ division, activation ranges, taps).
+
+A hybrid kernel takes a float32 input and int8 weights. Each batch of the input is
+quantized to int8 on the fly, the products are accumulated in int32, and the sum is
+scaled back to float with the weight scale(s) and the batch's input scaling factor.
+Used by CONV_2D, DEPTHWISE_CONV_2D and TRANSPOSE_CONV.
+
+Input quantization. LiteRT's kernels call ``tensor_utils::SymmetricQuantizeFloats`` /
+``AsymmetricQuantizeFloats`` even on the reference path. In the x86 wheel
+``USE_NEON`` is defined (``optimized/neon_check.h``: GCC-compatible compiler with
+SSE4.1 includes NEON_2_SSE), so ``NEON_OR_PORTABLE`` picks the ``Neon*`` versions in
+``tflite/kernels/internal/optimized/neon_tensor_utils.cc``; the portable ones in
+``reference/portable_tensor_utils.cc`` are not what runs. The two differ:
+
+* blocks of 8 values go through ``RoundToNearest``, which without ``__ARM_ARCH >= 8``
+  is ``trunc(f32(v * inv +- 0.5))``: the half is added in float32, so a product just
+  below .5 can round up (0.49999997 -> 1), unlike C ``round``; the remaining
+  ``size % 8`` values use ``roundf(f32(inv * v))``;
+* asymmetric: the zero point is added after rounding (``offset + round(v * inv)``),
+  where the portable code rounds ``offset + v * inv``; ``rmax - rmin`` is a float32
+  subtraction (the portable code subtracts doubles); ``NeonMinMax`` includes 0 in
+  the range.
+
+Symmetric (``NeonSymmetricQuantizeFloats``), per batch of ``n`` values::
+
+    range = max(|min(v)|, |max(v)|)                      (float32)
+    range == 0: q = 0, scaling_factor = 1
+    scaling_factor = f32(range / 127); inv = f32(127 / range)
+    q = clamp(round(f32(v * inv)), -127, 127)
+
+Asymmetric (``NeonAsymmetricQuantizeFloats``)::
+
+    rmin = min(0, min(v)); rmax = max(0, max(v))        (float32)
+    rmin == rmax: q = 0, scaling_factor = 1, offset = 0
+    scale = double(f32(rmax - rmin)) / 255
+    zp_from_min = -128 - rmin / scale; zp_from_max = 127 - rmax / scale     (double)
+    zp = zp_from_min if 128 + |rmin / scale| < 127 + |rmax / scale| else zp_from_max
+    offset = -128 if zp <= -128, 127 if zp >= 127, else round_half_away(zp)
+    scaling_factor = f32(scale); inv = f32(1.0 / double(scaling_factor))
+    q = clamp(offset + round(f32(v * inv)), -128, 127)
+
+Float arithmetic. The kernels run as scalar SSE code without FMA (checked in the
+wheel's disassembly: ``mulss``/``addss`` only), so every float32 product and sum
+rounds once, in the order of the C++ loops; NumPy float32 arithmetic reproduces it
+when done in the same order. Fused activations clamp with
+``std::min(std::max(x, lo), hi)`` where "no activation" is ``[-FLT_MAX, FLT_MAX]``
+(``CalculateActivationRange``): an infinite result becomes +-FLT_MAX.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from quantcore.fixedpoint import round_half_away
+
+from ._common import OpContext, TensorInfo
+
+FLT_MAX = float(np.finfo(np.float32).max)
+_F32 = np.float32
+
+
+def float_activation_range(ctx: OpContext) -> tuple[float, float]:
+    """``CalculateActivationRange<float>``: NONE is [-FLT_MAX, FLT_MAX], RELU [0, FLT_MAX]."""
+    act = ctx.options.get("fused_activation_function", 0)
+    ranges = {0: (-FLT_MAX, FLT_MAX), 1: (0.0, FLT_MAX), 2: (-1.0, 1.0), 3: (0.0, 6.0)}
+    if act not in ranges:
+        raise ctx.unsupported(f"fused activation {act}")
+    return ranges[act]
+
+
+def activation_with_min_max(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``ActivationFunctionWithMinMax``: ``std::min(std::max(x, lo), hi)`` (NaN passes through)."""
+    x = np.asarray(x, _F32)
+    y = np.where(x < _F32(lo), _F32(lo), x)
+    return np.where(_F32(hi) < y, _F32(hi), y).astype(_F32)
+
+
+def round_to_nearest_neon_x86(x: np.ndarray) -> np.ndarray:
+    """``RoundToNearest`` of neon_tensor_utils.cc as compiled for x86 (no ``vcvtaq``).
+
+    ``vcvtq_s32_f32(x + (x < 0 ? -0.5f : 0.5f))``: the half is added in float32,
+    then truncated toward zero. Returned as int64.
+    """
+    x = np.asarray(x, _F32)
+    half = np.where(x < 0, _F32(-0.5), _F32(0.5)).astype(_F32)
+    return np.trunc((x + half).astype(_F32)).astype(np.int64)
+
+
+def _round_products(prod: np.ndarray) -> np.ndarray:
+    """Round each row's float32 products as the NEON loop does: blocks of 8, then a tail."""
+    n = prod.shape[-1]
+    vec = n - n % 8
+    out = np.empty(prod.shape, np.int64)
+    out[..., :vec] = round_to_nearest_neon_x86(prod[..., :vec])
+    out[..., vec:] = round_half_away(prod[..., vec:]).astype(np.int64)  # TfLiteRound = roundf
+    return out
+
+
+def symmetric_quantize_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``NeonSymmetricQuantizeFloats`` per row of a [batches, n] float32 array.
+
+    Returns (int8 values as int64 [batches, n], float32 scaling factors [batches]).
+    """
+    v = np.asarray(values, _F32)
+    batches = v.shape[0]
+    q = np.zeros(v.shape, np.int64)
+    sf = np.ones(batches, _F32)
+    for b in range(batches):
+        row = v[b]
+        rng = max(abs(_F32(row.min())), abs(_F32(row.max())))
+        if rng == 0:
+            continue
+        sf[b] = _F32(rng / _F32(127))
+        inv = _F32(_F32(127) / rng)
+        prod = (row * inv).astype(_F32)
+        q[b] = np.clip(_round_products(prod), -127, 127)
+    return q, sf
+
+
+def asymmetric_quantize_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``NeonAsymmetricQuantizeFloats`` per row of a [batches, n] float32 array.
+
+    Returns (int8 values as int64 [batches, n], float32 scaling factors [batches],
+    int32 offsets (the zero points) as int64 [batches]).
+    """
+    v = np.asarray(values, _F32)
+    batches = v.shape[0]
+    q = np.zeros(v.shape, np.int64)
+    sf = np.ones(batches, _F32)
+    offset = np.zeros(batches, np.int64)
+    for b in range(batches):
+        row = v[b]
+        rmin = min(_F32(0), _F32(row.min()))
+        rmax = max(_F32(0), _F32(row.max()))
+        if rmin == rmax:
+            continue
+        scale = float(_F32(rmax - rmin)) / 255.0
+        zp_from_min = -128.0 - float(rmin) / scale
+        zp_from_max = 127.0 - float(rmax) / scale
+        err_min = 128.0 + abs(float(rmin) / scale)
+        err_max = 127.0 + abs(float(rmax) / scale)
+        zp = zp_from_min if err_min < err_max else zp_from_max
+        if zp <= -128.0:
+            nudged = -128
+        elif zp >= 127.0:
+            nudged = 127
+        else:
+            nudged = int(round_half_away(np.float64(zp)))
+        sf[b] = _F32(scale)
+        offset[b] = nudged
+        inv = _F32(1.0 / float(sf[b]))
+        prod = (row * inv).astype(_F32)
+        q[b] = np.clip(_round_products(prod) + nudged, -128, 127)
+    return q, sf, offset
+
+
+def hybrid_filter_scales(ctx: OpContext, w: TensorInfo, what: str) -> np.ndarray:
+    """Per-output-channel float32 filter scales of a hybrid kernel's int8 filter.
+
+    The hybrid kernels index ``scale[out_channel]`` after checking only that the
+    number of scales equals ``filter.dims[quantized_dimension]``; a scale vector shorter
+    than the output channels would be read out of bounds, so it is refused here.
+    The filter zero point is ignored by every hybrid kernel (as in LiteRT).
+    """
+    wh = ctx.where(w)
+    ctx.check(w.quantized, f"hybrid {what}: the int8 filter has no quantization parameters", wh)
+    ctx.check(bool(np.all(np.isfinite(w.scale)) and np.all(w.scale > 0)),
+              f"hybrid {what}: filter scales must be finite and > 0", wh)
+    qd = w.quantized_dimension
+    ctx.check(0 <= qd < len(w.shape), f"quantized_dimension {qd} outside the filter's rank", wh)
+    return np.asarray(w.scale, _F32)
+
+
+def check_bias_float(ctx: OpContext, b: TensorInfo, channels: int) -> None:
+    """Float bias of a float or hybrid kernel: float32, ``channels`` elements."""
+    ctx.check(b.type == ctx.inputs[0].type,
+              f"bias type {b.type_name} differs from the input type", ctx.where(b))
+    ctx.check(b.num_elements == channels,
+              f"bias has {b.num_elements} elements for {channels} output channels", ctx.where(b))
+
+
+def zero_pad_nhwc(x: np.ndarray, padding: tuple[int, int, int, int]) -> np.ndarray:
+    """Pad H and W of an NHWC array with zeros: (top, bottom, left, right)."""
+    pt, pb, pl, pr = padding
+    return np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+
+
+def window_slices(padded: np.ndarray, fy: int, fx: int, stride: tuple[int, int],
+                  dilation: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """The padded input seen by filter tap (fy, fx) at every output position: [N, OH, OW, C]."""
+    sh, sw = stride
+    dh, dw = dilation
+    oh, ow = out_hw
+    return padded[:, fy * dh: fy * dh + (oh - 1) * sh + 1: sh, fx * dw: fx * dw + (ow - 1) * sw + 1: sw, :]
+
+
+def out_size_checked(ctx: OpContext, padding: int, image: int, filter_size: int, stride: int,
+                     dilation: int, what: str) -> int:
+    """``ComputeOutSizeChecked`` (padding.h): SAME ``ceil(image / stride)``, VALID
+    ``(image + stride - eff) / stride`` with C++ division (truncating toward zero), so a
+    filter slightly larger than the image gives an empty output while a negative
+    quotient is an error. ``eff = (filter - 1) * dilation + 1``.
+    """
+    eff = (filter_size - 1) * dilation + 1
+    if padding == 0:
+        value = (image + stride - 1) // stride
+    elif padding == 1:
+        num = image + stride - eff
+        value = num // stride if num >= 0 else -((-num) // stride)
+    else:
+        raise ctx.error(f"unknown padding {padding}", ".builtin_options")
+    ctx.check(value >= 0, f"{what}: the effective filter ({eff}) does not fit the input ({image})")
+    return value
+
+
+def padding_with_offset(stride: int, dilation: int, in_size: int, filter_size: int,
+                        out_size: int) -> tuple[int, int]:
+    """``ComputePaddingWithOffset``: (padding before, odd offset) of one dimension."""
+    eff = (filter_size - 1) * dilation + 1
+    total = max((out_size - 1) * stride + eff - in_size, 0)
+    return total // 2, total % 2
+
+
+def quantized_activation_range(ctx: OpContext, out: TensorInfo) -> tuple[int, int]:
+    """``CalculateActivationRangeQuantized`` with its overflow check.
+
+    ``Quantize`` refuses a bound whose ``roundf(f / scale)`` lies outside the int32
+    range (``no_integer_overflow_from_quantization``), e.g. RELU6 on a tiny output
+    scale; then the range of ``ctx.activation_range``.
+    """
+    act = ctx.options.get("fused_activation_function", 0)
+    bounds = {1: (0.0,), 2: (-1.0, 1.0), 3: (0.0, 6.0)}.get(act, ())
+    for f in bounds:
+        tmp = round_half_away(_F32(_F32(f) / _F32(out.s)))
+        # the bounds are float(INT32_MIN) and float(INT32_MAX) = 2^31
+        ctx.check(bool(-(2.0**31) <= float(tmp) <= 2.0**31),
+                  f"fused activation bound {f} / output scale {out.s} overflows int32 "
+                  "(LiteRT: no_integer_overflow_from_quantization)", ctx.where(out))
+    return ctx.activation_range(out)

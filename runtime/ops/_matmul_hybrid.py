@@ -1,0 +1,177 @@
+"""Helpers shared by FULLY_CONNECTED and BATCH_MATMUL: exact integer GEMM, float64
+requantization, sequential float32 dot products and the dynamic-range ("hybrid")
+input quantization of ``tensor_utils``.
+
+Sources (google-ai-edge/LiteRT):
+
+* ``tflite/kernels/internal/portable_tensor_utils.h`` ``BatchQuantizeFloats``;
+* ``tflite/kernels/internal/optimized/sse_tensor_utils.h``: on x86 with SSE4.1 the
+  float quantizers dispatch ``NEON_OR_PORTABLE`` to the NEON versions (compiled
+  through NEON_2_SSE, ``optimized/neon_check.h``), the int8 matrix products to the SSE
+  ones;
+* ``tflite/kernels/internal/optimized/neon_tensor_utils.cc``
+  ``NeonSymmetricQuantizeFloats``, ``NeonAsymmetricQuantizeFloats``, ``NeonMinMax``
+  and ``RoundToNearest`` (the pre-ARMv8 branch, which is what x86 compiles);
+* ``tflite/kernels/internal/optimized/sse_tensor_utils.cc``
+  ``SseMatrixBatchVectorMultiplyAccumulateImpl`` (exact int32 dot products, then one
+  float32 multiply-add per output).
+
+Exactness of the integer GEMM: every product of two operands below 2^16 in
+magnitude is an integer below 2^32, and any partial sum of fewer than 2^21 of them
+stays below 2^53, so a float64 GEMM represents every partial sum exactly whatever
+order BLAS adds them in; the result converts to int64 without rounding.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from quantcore.fixedpoint import float_to_int32_x86, round_half_away, wrap_int32
+
+F32 = np.float32
+
+
+def exact_int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` of integer-valued float64 arrays (NumPy matmul broadcasting), as int64.
+
+    Exact when every partial sum stays below 2^53 (module docstring).
+    """
+    return np.matmul(np.asarray(a, np.float64), np.asarray(b, np.float64)).astype(np.int64)
+
+
+def requantize_double(acc: np.ndarray, effective_scale: np.ndarray | float, output_offset: int,
+                      act_min: int, act_max: int, *, clamp_before_offset: bool = False) -> np.ndarray:
+    """LiteRT's float-scale requantization (``reference_integer_ops::FullyConnected``)::
+
+        acc_scaled = int32(round(double(acc) * effective_output_scale))  # round: half away
+        acc_scaled += output_offset                                       # int32, wraps
+        acc_scaled = clamp(acc_scaled, act_min, act_max)
+
+    ``effective_output_scale = double(s_in) * double(s_w) / double(s_out)``, evaluated
+    left to right by the caller. The int32 cast is x86's (out of range -> INT32_MIN).
+    ``clamp_before_offset`` is the uint8 -> int16 variant of ``reference_ops``, which
+    clamps to ``[act_min - offset, act_max - offset]`` and then adds the offset.
+    Returns int64 values.
+    """
+    v = np.asarray(acc).astype(np.float64) * np.asarray(effective_scale, np.float64)
+    q = float_to_int32_x86(round_half_away(v))
+    if clamp_before_offset:
+        return np.clip(q, act_min - output_offset, act_max - output_offset) + output_offset
+    return np.clip(wrap_int32(q + output_offset), act_min, act_max)
+
+
+def sequential_dot_f32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``sum_k a[..., k] * b[..., k]`` in float32, added in order k = 0, 1, ... from 0.0f.
+
+    Mirrors the reference kernels' ``total += x * w`` loop (no FMA contraction: measured,
+    the wheel rounds the product and the sum separately). ``a`` and ``b`` broadcast
+    against each other over the leading axes; the last axis is the reduction axis.
+    """
+    a = np.asarray(a, F32)
+    b = np.asarray(b, F32)
+    shape = np.broadcast_shapes(a.shape[:-1], b.shape[:-1])
+    total = np.zeros(shape, F32)
+    for k in range(a.shape[-1]):
+        total += a[..., k] * b[..., k]
+    return total
+
+
+# ---------------------------------------------------------------------------
+# Dynamic-range input quantization (tensor_utils::BatchQuantizeFloats)
+# ---------------------------------------------------------------------------
+_BLOCK = 8  # NEON quantizers handle 2 x 4 floats per step; the rest is a scalar postamble
+
+
+def _round_neon_x86(v: np.ndarray) -> np.ndarray:
+    """``RoundToNearest`` of neon_tensor_utils.cc as x86 runs it (``__ARM_ARCH < 8``):
+    ``vcvtq_s32_f32(v + (v < 0 ? -0.5f : 0.5f))``: the addition rounds in float32 (so
+    0.49999997f becomes 1), then the conversion truncates toward zero."""
+    half = np.where(v < 0, F32(-0.5), F32(0.5)).astype(F32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return float_to_int32_x86((v + half).astype(F32))
+
+
+def _round_blocks(prod: np.ndarray) -> np.ndarray:
+    """Vector rounding for the first ``K & ~7`` columns, ``std::round`` for the rest."""
+    k = prod.shape[-1]
+    split = k - k % _BLOCK
+    out = np.empty(prod.shape, np.int64)
+    out[..., :split] = _round_neon_x86(prod[..., :split])
+    out[..., split:] = float_to_int32_x86(round_half_away(prod[..., split:]))
+    return out
+
+
+def symmetric_quantize_floats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``NeonSymmetricQuantizeFloats`` per row of a float32 [R, K] array.
+
+    ``range = max(|min|, |max|)``; a zero range gives zeros and scale 1; otherwise
+    ``scale = f32(range / 127)``, ``inv = f32(127 / range)`` and
+    ``q = clamp(round(f32(x * inv)), -127, 127)`` (vector rounding for the first
+    ``K & ~7`` values, see :func:`_round_neon_x86`). Returns (int8 [R, K], float32 [R]).
+    """
+    rows = np.asarray(rows, F32)
+    r, k = rows.shape
+    if k == 0:
+        return np.zeros((r, 0), np.int8), np.ones(r, F32)
+    rng = np.maximum(np.abs(rows.min(axis=1)), np.abs(rows.max(axis=1))).astype(F32)
+    zero = rng == 0
+    safe = np.where(zero, F32(1), rng).astype(F32)
+    scale = np.where(zero, F32(1), (safe / F32(127)).astype(F32)).astype(F32)
+    with np.errstate(divide="ignore", over="ignore"):
+        inv = (F32(127) / safe).astype(F32)
+        prod = (rows * inv[:, None]).astype(F32)
+    q = np.clip(_round_blocks(prod), -127, 127)
+    q[zero] = 0
+    return q.astype(np.int8), scale
+
+
+def asymmetric_quantize_floats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``NeonAsymmetricQuantizeFloats`` per row of a float32 [R, K] array.
+
+    ``rmin = min(0, min x)``, ``rmax = max(0, max x)`` (``NeonMinMax`` starts at 0);
+    ``rmin == rmax`` gives zeros, scale 1, offset 0. Otherwise, in double:
+    ``scale = f32(rmax - rmin) / 255`` (the subtraction is in float32), zero point
+    from whichever of min/max has the smaller error, nudged into [-128, 127] and
+    rounded half away; the stored scale is ``f32(scale)``, ``inv = f32(1.0 / double(f32
+    scale))``, ``q = clamp(round(f32(x * inv)) + offset, -128, 127)``.
+    Returns (int8 [R, K], float32 scales [R], int64 offsets [R]).
+    """
+    rows = np.asarray(rows, F32)
+    r, k = rows.shape
+    if k == 0:
+        return np.zeros((r, 0), np.int8), np.ones(r, F32), np.zeros(r, np.int64)
+    rmin = np.minimum(F32(0), rows.min(axis=1)).astype(F32)
+    rmax = np.maximum(F32(0), rows.max(axis=1)).astype(F32)
+    same = rmin == rmax
+    qmin, qmax = -128.0, 127.0
+    width = np.where(same, F32(1), (rmax - rmin).astype(F32)).astype(np.float64)
+    scale = width / (qmax - qmin)
+    rmin_d = rmin.astype(np.float64)
+    rmax_d = rmax.astype(np.float64)
+    zp_from_min = qmin - rmin_d / scale
+    zp_from_max = qmax - rmax_d / scale
+    err_min = abs(qmin) + np.abs(rmin_d / scale)
+    err_max = abs(qmax) + np.abs(rmax_d / scale)
+    zp_d = np.where(err_min < err_max, zp_from_min, zp_from_max)
+    nudged = np.where(zp_d <= qmin, qmin, np.where(zp_d >= qmax, qmax, round_half_away(zp_d)))
+    offset = np.where(same, 0, nudged).astype(np.int64)
+    scale_f = np.where(same, F32(1), scale.astype(F32)).astype(F32)
+    with np.errstate(divide="ignore", over="ignore"):
+        inv = np.where(scale_f == 0, 0.0, 1.0 / scale_f.astype(np.float64)).astype(F32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        prod = (rows * inv[:, None]).astype(F32)
+    q = np.clip(_round_blocks(prod) + offset[:, None], -128, 127)
+    q[same] = 0
+    return q.astype(np.int8), scale_f, offset
+
+
+def batch_quantize_floats(rows: np.ndarray, asymmetric: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``tensor_utils::BatchQuantizeFloats``: (int8 rows, float32 scales, int64 offsets)."""
+    if asymmetric:
+        return asymmetric_quantize_floats(rows)
+    q, s = symmetric_quantize_floats(rows)
+    return q, s, np.zeros(len(s), np.int64)
+
+
+def float_to_int32_trunc(x: np.ndarray) -> np.ndarray:
+    """``static_cast<int32_t>(float)`` (truncation; x86 out-of-range gives INT32_MIN)."""
+    return float_to_int32_x86(np.asarray(x, np.float64))

@@ -1,0 +1,248 @@
+"""DEPTHWISE_CONV_2D: float32, int8 (per-channel along dimension 3 or per-tensor
+weights), uint8 (legacy), 16x8 (int16 activations, int8 weights, int64 bias) and
+hybrid (float32 input, int8 weights).
+
+Mirrors ``tflite/kernels/depthwise_conv.cc`` (Prepare checks, multipliers, which
+depth multiplier each path uses) and the reference kernels
+``tflite/kernels/internal/reference/depthwiseconv_float.h``,
+``reference/depthwiseconv_uint8.h`` (``DepthwiseConvBasicKernel<kAwayFromZero>``,
+i.e. the double-rounding MBQM) and ``reference/integer_ops/depthwise_conv.h``
+(``DepthwiseConvPerChannel`` for int8 and int16, ``DepthwiseConvHybridPerChannel``).
+
+Output channel ``oc = ic * depth_multiplier + m`` reads input channel ``ic`` and
+filter ``[0, fy, fx, oc]``; taps outside the image are skipped. Integer paths::
+
+    acc = sum_{fy,fx} (x + input_offset) * (w + weights_offset) + bias[oc]
+    int8/uint8: out = clamp(MBQM(int32 acc, m[oc], shift[oc]) + output_offset)
+    16x8:       out = clamp(MBQM64(int64 acc, m[oc], shift[oc]))
+
+``weights_offset`` is ``-filter_zero_point`` for uint8 and 0 otherwise (the int8
+kernel ignores a filter zero point, as LiteRT does). Multipliers come from
+``PopulateConvolutionQuantizationParams``: ``double(s_in) * double(s_w[c]) /
+double(s_out)`` for int8/int16; uint8 uses ``double(f32(s_in * s_w)) / s_out``. The
+sums are exact in int64 and wrap to int32 where the C++ accumulator is int32.
+
+Float: ``total`` starts at 0.0f and adds ``f32(x * w)`` tap by tap in (fy, fx)
+order, then ``total + bias`` and the clamp. Hybrid: each batch is quantized
+asymmetrically (:mod:`runtime.ops._hybrid`), ``acc = sum w * (q - offset_b)`` in
+int32, ``out = f32(f32(acc) * f32(scale[oc] * factor_b)) + bias[oc]``, clamped.
+
+Depth multiplier: the float, int8 and uint8 paths derive it from the shapes
+(``ComputeDepthMultiplier``); the 16x8 and hybrid paths use the options'
+``depth_multiplier``, so there it must equal ``out_channels / in_channels``
+(LiteRT leaves outputs unwritten or reads past the filter otherwise, unchecked).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
+                                  multiply_by_quantized_multiplier_int64, quantize_multiplier,
+                                  quantize_multiplier_array, wrap_int32)
+
+from quantcore.schema.model import TensorType
+
+from . import _hybrid
+from ._common import FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext
+
+NUMERICS = ("reference",)
+
+INT16_MAX = 32767
+
+
+@dataclass(frozen=True)
+class DepthwiseParams:
+    kind: str                                  # "float", "int8", "uint8", "int16", "hybrid"
+    path: str
+    stride: tuple[int, int]                    # (stride_height, stride_width)
+    dilation: tuple[int, int]                  # (dilation_height_factor, dilation_width_factor)
+    padding_values: tuple[int, int, int, int]  # top, bottom, left, right
+    out_hw: tuple[int, int]
+    depth_multiplier: int
+    out_channels: int
+    has_bias: bool
+    input_offset: int = 0
+    weights_offset: int = 0
+    output_offset: int = 0
+    output_multiplier: np.ndarray | None = None   # per output channel (int64)
+    output_shift: np.ndarray | None = None
+    quantized_activation_min: int = 0
+    quantized_activation_max: int = 0
+    float_activation_min: float = 0.0
+    float_activation_max: float = 0.0
+    per_channel_scale: np.ndarray | None = None   # hybrid: float32 filter scale per channel
+    out_dtype: type = np.float32
+
+
+def prepare(ctx: OpContext) -> DepthwiseParams:
+    o = ctx.options
+    ctx.check_io_count((2, 3), 1)
+    x = ctx.input(0)
+    w = ctx.input(1)
+    has_bias = len(ctx.inputs) == 3
+    b = ctx.input(2) if has_bias else None   # -1 here: "optional but was expected"
+    out = ctx.output(0)
+    ctx.check(len(x.shape) == 4, f"input must be 4-D, is {list(x.shape)}", ".inputs[0]")
+    ctx.check(len(w.shape) == 4, f"filter must be 4-D, is {list(w.shape)}", ".inputs[1]")
+    sh, sw = o.get("stride_h", 0), o.get("stride_w", 0)
+    dh, dw = o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)
+    ctx.check(0 < dh <= INT16_MAX and 0 < dw <= INT16_MAX,
+              f"dilations must be in [1, {INT16_MAX}], are ({dh}, {dw})", ".builtin_options")
+    ctx.check(0 < sh <= INT16_MAX and 0 < sw <= INT16_MAX,
+              f"strides must be in [1, {INT16_MAX}], are ({sh}, {sw})", ".builtin_options")
+    n, h, wd, cin = x.shape
+    _, kh, kw, cout = w.shape
+    ctx.check(min(h, wd, cin) > 0, f"input has a zero-sized dimension: {list(x.shape)}", ".inputs[0]")
+    ctx.check(min(kh, kw, cout) > 0, f"filter has a zero-sized dimension: {list(w.shape)}", ".inputs[1]")
+
+    hybrid = x.type == FLOAT32 and w.type == INT8
+    if x.type not in (FLOAT32, UINT8, INT8, INT16):
+        raise ctx.unsupported(f"input type {x.type_name}")
+    ctx.check(out.type == x.type, f"output type {out.type_name} differs from input type {x.type_name}")
+    if not hybrid:
+        if w.type == int(TensorType.INT4):
+            raise ctx.unsupported("int4 filters")
+        if x.type == INT16:
+            ctx.check_type(w, (INT8,), "filter")
+        elif w.type != x.type:
+            raise ctx.unsupported(f"{x.type_name} input with a {w.type_name} filter")
+    if x.type == INT16:
+        ctx.require_quantized(x)
+        ctx.require_quantized(out)
+        ctx.check(x.zp == 0 and out.zp == 0, "16x8 DEPTHWISE_CONV_2D needs zero points 0 (symmetric int16)")
+    ctx.check(w.shape[0] == 1, f"filter must be [1, H, W, C], is {list(w.shape)}", ".inputs[1]")
+    ctx.check(cout % cin == 0, f"filter channels {cout} not a multiple of input channels {cin}")
+    if b is not None:
+        bw = ctx.where(b)
+        if x.type in (UINT8, INT8):
+            ctx.check_type(b, (INT32,), "bias")
+        elif x.type == INT16:
+            ctx.check_type(b, (INT64,), "bias")
+        else:
+            ctx.check(b.type == FLOAT32, f"bias must be float32, is {b.type_name}", bw)
+        if x.type != FLOAT32 and b.quantized:
+            ctx.check(len(b.zero_point) > 1 or b.zp == 0, "bias zero point must be 0", bw)
+        ctx.check(len(b.shape) == 1, f"bias must be 1-D, is {list(b.shape)}", bw)
+        ctx.check(b.shape[0] == cout, f"bias has {b.shape[0]} elements for {cout} channels", bw)
+
+    padding = o.get("padding", 0)
+    oh = _hybrid.out_size_checked(ctx, padding, h, kh, sh, dh, "height")
+    ow = _hybrid.out_size_checked(ctx, padding, wd, kw, sw, dw, "width")
+    pt, odd_h = _hybrid.padding_with_offset(sh, dh, h, kh, oh)
+    pl, odd_w = _hybrid.padding_with_offset(sw, dw, wd, kw, ow)
+    # The reference kernels only use the leading padding; the trailing side follows
+    # from the output size. Pad enough for every tap the loops reach.
+    pb = max((oh - 1) * sh + (kh - 1) * dh + 1 - h - pt, 0)
+    pr = max((ow - 1) * sw + (kw - 1) * dw + 1 - wd - pl, 0)
+    dm = cout // cin
+    common = dict(path=ctx.path, stride=(sh, sw), dilation=(dh, dw), padding_values=(pt, pb, pl, pr),
+                  out_hw=(oh, ow), depth_multiplier=dm, out_channels=cout, has_bias=b is not None)
+
+    if x.type == INT16 or hybrid:
+        opt_dm = o.get("depth_multiplier", 0)
+        ctx.check(opt_dm == dm, f"depth_multiplier option {opt_dm} != output channels / input channels "
+                  f"= {dm}; LiteRT's {'hybrid' if hybrid else '16x8'} kernel loops over the option "
+                  "(unwritten outputs or reads past the filter)", ".builtin_options")
+
+    if hybrid:
+        scales = _hybrid.hybrid_filter_scales(ctx, w, "DEPTHWISE_CONV_2D")
+        qd = w.quantized_dimension
+        ctx.check(len(scales) == w.shape[qd], f"filter has {len(scales)} scales, dimension {qd} has "
+                  f"{w.shape[qd]} entries", ".inputs[1]")
+        ctx.check(len(scales) >= cout, f"filter has {len(scales)} scales for {cout} output channels "
+                  "(LiteRT would read scales past the end)", ".inputs[1]")
+        ctx.check(n > 0, "hybrid DEPTHWISE_CONV_2D needs a batch size > 0", ".inputs[0]")
+        lo, hi = _hybrid.float_activation_range(ctx)
+        return DepthwiseParams(kind="hybrid", per_channel_scale=scales[:cout],
+                               float_activation_min=lo, float_activation_max=hi, **common)
+    if x.type == FLOAT32:
+        lo, hi = _hybrid.float_activation_range(ctx)
+        return DepthwiseParams(kind="float", float_activation_min=lo, float_activation_max=hi, **common)
+
+    ctx.require_quantized(x)
+    ctx.require_quantized(out)
+    ctx.check(w.quantized, f"filter tensor {w.index} has no quantization parameters", ".inputs[1]")
+    ctx.check(len(w.scale) in (1, cout), f"filter has {len(w.scale)} scales for {cout} channels", ".inputs[1]")
+    if len(w.scale) > 1:
+        ctx.check(x.type in (INT8, INT16), "per-channel filters need int8 or int16 input", ".inputs[1]")
+        qd = w.quantized_dimension
+        ctx.check(0 <= qd < 4 and w.shape[qd] == cout,
+                  f"per-channel filter quantized along dimension {qd} of {list(w.shape)}, which does "
+                  f"not have {cout} entries", ".inputs[1]")
+        ctx.require_quantized(w, per_channel_dim=qd)
+    else:
+        ctx.require_quantized(w)
+    lo, hi = _hybrid.quantized_activation_range(ctx, out)
+    if x.type == UINT8:
+        if b is not None:
+            bias_scale = b.s if b.quantized else 0.0
+            ctx.check(abs(float(x.s) * float(w.s) - bias_scale) / float(out.s) <= 0.02,
+                      "bias scale differs from input scale x filter scale by more than 2% of the "
+                      "output scale", ".inputs[2]")
+        m, s = quantize_multiplier(float(np.float32(x.scale[0] * w.scale[0])) / float(out.s))
+        return DepthwiseParams(kind="uint8", input_offset=-x.zp, weights_offset=-w.zp, output_offset=out.zp,
+                               output_multiplier=np.full(cout, m, np.int64),
+                               output_shift=np.full(cout, s, np.int64), quantized_activation_min=lo,
+                               quantized_activation_max=hi, out_dtype=np.uint8, **common)
+    filter_scales = np.broadcast_to(w.scale.astype(np.float64), (cout,))
+    m, s = quantize_multiplier_array(float(x.s) * filter_scales / float(out.s))
+    return DepthwiseParams(kind="int8" if x.type == INT8 else "int16", input_offset=-x.zp,
+                           output_offset=out.zp, output_multiplier=m, output_shift=s,
+                           quantized_activation_min=lo, quantized_activation_max=hi,
+                           out_dtype=np.int8 if x.type == INT8 else np.int16, **common)
+
+
+def _taps(p: DepthwiseParams, xc: np.ndarray, kh: int, kw: int):
+    """Yield (fy, fx, input window repeated to output channels [N, OH, OW, Cout])."""
+    padded = _hybrid.zero_pad_nhwc(xc, p.padding_values)
+    for fy in range(kh):
+        for fx in range(kw):
+            win = _hybrid.window_slices(padded, fy, fx, p.stride, p.dilation, p.out_hw)
+            yield fy, fx, np.repeat(win, p.depth_multiplier, axis=3)
+
+
+def _int_sum(p: DepthwiseParams, xc: np.ndarray, wc: np.ndarray) -> np.ndarray:
+    """Exact sum over the taps of window * filter, int64 [N, OH, OW, Cout]."""
+    _, kh, kw, _ = wc.shape
+    acc = np.zeros((xc.shape[0],) + p.out_hw + (p.out_channels,), np.int64)
+    for fy, fx, win in _taps(p, xc, kh, kw):
+        acc += win * wc[0, fy, fx]
+    return acc
+
+
+def eval(p: DepthwiseParams, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> list[np.ndarray]:  # noqa: A001
+    if x.shape[0] == 0 or 0 in p.out_hw:
+        return [np.zeros((x.shape[0],) + p.out_hw + (p.out_channels,), p.out_dtype)]
+    _, kh, kw, _ = w.shape
+    if p.kind == "float":
+        xf = np.asarray(x, np.float32)
+        wf = np.asarray(w, np.float32)
+        total = np.zeros((x.shape[0],) + p.out_hw + (p.out_channels,), np.float32)
+        for fy, fx, win in _taps(p, xf, kh, kw):
+            total = (total + (win * wf[0, fy, fx]).astype(np.float32)).astype(np.float32)
+        bias = np.asarray(b, np.float32) if p.has_bias else np.zeros(p.out_channels, np.float32)
+        out = (total + bias).astype(np.float32)
+        return [_hybrid.activation_with_min_max(out, p.float_activation_min, p.float_activation_max)]
+    if p.kind == "hybrid":
+        n = x.shape[0]
+        q, sf, offset = _hybrid.asymmetric_quantize_floats(np.asarray(x, np.float32).reshape(n, -1))
+        xc = (q - offset[:, None]).reshape(x.shape)
+        acc = wrap_int32(_int_sum(p, xc, np.asarray(w, np.int64)))
+        scale = (p.per_channel_scale[None, :] * sf[:, None]).astype(np.float32)   # [N, Cout]
+        acc_float = (acc.astype(np.float32) * scale[:, None, None, :]).astype(np.float32)
+        if p.has_bias:
+            acc_float = (acc_float + np.asarray(b, np.float32)).astype(np.float32)
+        return [_hybrid.activation_with_min_max(acc_float, p.float_activation_min, p.float_activation_max)]
+    xc = np.asarray(x, np.int64) + p.input_offset
+    wc = np.asarray(w, np.int64) + p.weights_offset
+    acc = _int_sum(p, xc, wc)
+    if p.has_bias:
+        acc = acc + np.asarray(b, np.int64)
+    if p.kind == "int16":
+        scaled = multiply_by_quantized_multiplier_int64(acc, p.output_multiplier, p.output_shift)
+    else:
+        scaled = multiply_by_quantized_multiplier(wrap_int32(acc), p.output_multiplier, p.output_shift)
+    out = np.clip(scaled + p.output_offset, p.quantized_activation_min, p.quantized_activation_max)
+    return [out.astype(p.out_dtype)]

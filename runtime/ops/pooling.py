@@ -1,0 +1,173 @@
+"""AVERAGE_POOL_2D and MAX_POOL_2D: float32, int8, uint8 and int16.
+
+Mirrors ``tflite/kernels/pooling.cc`` (``GenericPrepare``, ``AverageEval``,
+``MaxEval`` for ``kReference``) and the reference kernels
+``tflite/kernels/internal/reference/pooling.h`` (float, uint8) and
+``reference/integer_ops/pooling.h`` (int8, int16).
+
+For every output position the window is clamped to the image: taps outside it are
+skipped, so padding never enters a sum, a count or a maximum. Per channel::
+
+    AVERAGE (int):   acc = sum(x) over the n in-image taps        (raw values, int32)
+                     avg = acc > 0 ? (acc + n/2) / n : (acc - n/2) / n
+                           (C truncating division: rounding half away from zero;
+                            uint8 always takes the first form, acc >= 0)
+    AVERAGE (float): total = 0.f; total += x (taps in fy, fx order, float32);
+                     avg = total / float(n)
+    MAX:             max over the taps, starting from the type's lowest value
+    out = min(max(v, activation_min), activation_max)
+
+No rescaling happens: LiteRT only DCHECKs that input and output share scale and
+zero point (compiled out), so with different parameters it copies raw values and
+applies the output's activation range; quantcore does the same.
+
+Float details reproduced from the C++: the float activation range of NONE is
+[lowest float, max float], not [-inf, inf], so +-inf outputs are clamped to
++-3.4028235e38 (measured); ``std::max(max, v)`` ignores NaN taps in MAX_POOL
+(an all-NaN window gives the lowest float); AVERAGE_POOL propagates NaN.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._common import FLOAT32, INT8, INT16, QMAX, QMIN, UINT8, OpContext, compute_padding
+
+NUMERICS = ("reference",)
+
+F32_LOWEST = float(np.finfo(np.float32).min)
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass(frozen=True)
+class PoolParams:
+    pool: str                          # "average" or "max"
+    kind: str                          # "float", "int8", "uint8", "int16"
+    stride: tuple[int, int]            # (stride_height, stride_width)
+    filter: tuple[int, int]            # (filter_height, filter_width)
+    padding: tuple[int, int, int, int]  # top, bottom, left, right (padding_values + offset)
+    out_hw: tuple[int, int]
+    float_activation_min: float = F32_LOWEST
+    float_activation_max: float = F32_MAX
+    quantized_activation_min: int = 0
+    quantized_activation_max: int = 0
+    out_dtype: type = np.float32
+
+
+def float_activation_range(ctx: OpContext) -> tuple[float, float]:
+    """``CalculateActivationRange<float>``: finite bounds; NONE (and any other
+    activation) gives [lowest, max] of float32, so infinities are clamped."""
+    act = ctx.options.get("fused_activation_function", 0)
+    ranges = {1: (0.0, F32_MAX), 2: (-1.0, 1.0), 3: (0.0, 6.0)}
+    if act == 0:
+        return F32_LOWEST, F32_MAX
+    if act not in ranges:
+        raise ctx.unsupported(f"fused activation {act} (LiteRT's pooling kernels ignore it)")
+    return ranges[act]
+
+
+def check_activation_quantizable(ctx: OpContext, out) -> None:
+    """``Quantize`` in kernel_util.cc: round(bound / scale) must fit in int32, else LiteRT
+    leaves the activation bounds uninitialised (the int8 kernels ignore the status)."""
+    act = ctx.options.get("fused_activation_function", 0)
+    bounds = {1: (0.0,), 2: (-1.0, 1.0), 3: (0.0, 6.0)}.get(act, ())
+    for f in bounds:
+        q = np.float32(f) / np.float32(out.s)
+        ctx.check(bool(np.isfinite(q)) and -(2.0**31) <= float(q) < 2.0**31,
+                  f"activation bound {f} / output scale {out.s} does not fit in int32",
+                  ctx.where(out))
+
+
+def prepare(ctx: OpContext) -> PoolParams:
+    ctx.check_io_count(1, 1)
+    x = ctx.input(0)
+    out = ctx.output(0)
+    o = ctx.options
+    pool = {"AVERAGE_POOL_2D": "average", "MAX_POOL_2D": "max"}.get(ctx.op_name)
+    if pool is None:
+        raise ctx.unsupported("the pooling module implements AVERAGE_POOL_2D and MAX_POOL_2D only")
+    ctx.check(len(x.shape) == 4, f"input must be 4-D, is {list(x.shape)}", ".inputs[0]")
+    ctx.check(out.type == x.type, f"output type {out.type_name} differs from input type {x.type_name}")
+    ctx.check(o["padding"] in (0, 1), f"padding {o['padding']} is neither SAME nor VALID",
+              ".builtin_options.padding")
+    sh, sw = o["stride_h"], o["stride_w"]
+    fh, fw = o["filter_height"], o["filter_width"]
+    ctx.check(sh > 0 and sw > 0, f"strides must be > 0, are ({sh}, {sw})", ".builtin_options")
+    ctx.check(fh > 0 and fw > 0, f"filter size must be > 0, is ({fh}, {fw})", ".builtin_options")
+    n, h, w, c = x.shape
+    oh, pt, pb = compute_padding(o["padding"], h, fh, sh)
+    ow, pl, pr = compute_padding(o["padding"], w, fw, sw)
+    ctx.check(oh > 0 and ow > 0, f"output would be empty ({oh}x{ow})")
+    common = dict(pool=pool, stride=(sh, sw), filter=(fh, fw), padding=(pt, pb, pl, pr), out_hw=(oh, ow))
+
+    if x.type == FLOAT32:
+        lo, hi = float_activation_range(ctx)
+        return PoolParams(kind="float", float_activation_min=lo, float_activation_max=hi, **common)
+
+    ctx.check_type(x, (INT8, UINT8, INT16), "input")
+    act = o.get("fused_activation_function", 0)
+    if act in (1, 2, 3) or pool == "average":
+        ctx.require_quantized(out)
+        check_activation_quantizable(ctx, out)
+        lo, hi = ctx.activation_range(out)
+    else:
+        if act != 0:
+            raise ctx.unsupported(f"fused activation {act} (LiteRT's pooling kernels ignore it)")
+        lo, hi = QMIN[out.type], QMAX[out.type]
+    kind = {INT8: "int8", UINT8: "uint8", INT16: "int16"}[x.type]
+    dtype = {INT8: np.int8, UINT8: np.uint8, INT16: np.int16}[x.type]
+    return PoolParams(kind=kind, quantized_activation_min=lo, quantized_activation_max=hi,
+                      out_dtype=dtype, **common)
+
+
+def windows(x: np.ndarray, p: PoolParams, fill) -> np.ndarray:
+    """Taps [N, OH, OW, FH*FW, C] (order fy, fx) of x padded with ``fill``."""
+    pt, pb, pl, pr = p.padding
+    sh, sw = p.stride
+    fh, fw = p.filter
+    oh, ow = p.out_hw
+    # Pad enough that every window lies inside, however the last one overhangs.
+    need_b = max(pb, (oh - 1) * sh + fh - x.shape[1] - pt)
+    need_r = max(pr, (ow - 1) * sw + fw - x.shape[2] - pl)
+    xp = np.pad(x, ((0, 0), (pt, need_b), (pl, need_r), (0, 0)), constant_values=fill)
+    taps = [xp[:, fy: fy + (oh - 1) * sh + 1: sh, fx: fx + (ow - 1) * sw + 1: sw, :]
+            for fy in range(fh) for fx in range(fw)]
+    return np.stack(taps, axis=3)
+
+
+def tap_counts(shape: tuple[int, ...], p: PoolParams) -> np.ndarray:
+    """Number of in-image taps of each output position, [1, OH, OW, 1] (int64)."""
+    ones = np.ones((1, shape[1], shape[2], 1), np.int64)
+    return windows(ones, p, 0).sum(axis=3)
+
+
+def eval(p: PoolParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    if p.kind == "float":
+        x = np.asarray(x, np.float32)
+        if p.pool == "average":
+            taps = windows(x, p, 0.0)
+            total = np.zeros(taps.shape[:3] + taps.shape[4:], np.float32)
+            for k in range(taps.shape[3]):  # the C++ order of float additions
+                total = total + taps[:, :, :, k, :]
+            v = total / tap_counts(x.shape, p).astype(np.float32)
+        else:
+            lowest = np.float32(F32_LOWEST)
+            taps = windows(np.where(np.isnan(x), lowest, x), p, lowest)
+            v = np.maximum(taps.max(axis=3), lowest)
+        # ActivationFunctionWithMinMax: min(max(v, lo), hi); NaN passes through.
+        v = np.minimum(np.maximum(v, np.float32(p.float_activation_min)), np.float32(p.float_activation_max))
+        return [v.astype(np.float32)]
+
+    x = np.asarray(x)
+    if p.pool == "average":
+        acc = windows(x.astype(np.int64), p, 0).sum(axis=3)
+        acc = ((acc + 2**31) & 0xFFFFFFFF) - 2**31   # int32 accumulator
+        n = tap_counts(x.shape, p)
+        half = n // 2
+        # C truncating division of acc +- n/2 by n (rounding half away from zero).
+        avg = np.where(acc > 0, (acc + half) // n, -((half - acc) // n))
+    else:
+        avg = windows(x, p, np.iinfo(x.dtype).min).max(axis=3).astype(np.int64)
+    out = np.clip(avg, p.quantized_activation_min, p.quantized_activation_max)
+    return [out.astype(p.out_dtype)]

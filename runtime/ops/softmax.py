@@ -1,0 +1,209 @@
+"""SOFTMAX: float32; int8/uint8 inputs with int8/uint8/int16 outputs (gemmlowp fixed
+point); int16 (interpolated tables).
+
+Mirrors ``SoftmaxPrepare<kReference>``/``SoftmaxEval<kReference>``
+(``Register_SOFTMAX_REF``) in ``tflite/kernels/activations.cc``, ``reference/softmax.h``,
+``PreprocessSoftmaxScaling``/``CalculateInputRadius`` in
+``internal/quantization_util.cc`` and ``GetReciprocal`` in ``internal/common.h``.
+The fixed-point exp and reciprocal are :mod:`._gemmlowp_fixedpoint`.
+
+8-bit inputs (eq. 6 for QuantizeMultiplier)::
+
+    real = min(beta * s_in * 2^26, 2^31 - 1)            # double
+    input_multiplier, input_left_shift = QuantizeMultiplierGreaterThanOne(real)
+    diff_min = -floor(31 * 2^26 / 2^input_left_shift)
+    per row:  d = x - max(row)
+      e[d] = exp_on_negative_values<5 integer bits>(SRDHM(d * 2^input_left_shift,
+                                                           input_multiplier))   if d >= diff_min
+      sum = sum over the row of Rescale<12>(e[d])        # Q12.19, int32 adds
+      shifted_scale, num_bits_over_unit = GetReciprocal(sum, 12)
+      out = clamp(RDBPOT(SRDHM(shifted_scale, e[d]), num_bits_over_unit + 31 - bits)
+                  + qmin, qmin, qmax)                     if d >= diff_min, else qmin
+
+``bits`` is 8 for int8/uint8 outputs and 16 for int16 outputs; the output zero point
+is not read (it is ``qmin``: -128, 0 or -32768). LiteRT checks the int8 output
+parameters (zero point -128, scale 1/256 within 0.1%) but not uint8 or int16 ones.
+
+``QuantizeMultiplierGreaterThanOne`` CHECK-fails (SIGABRT, the whole process dies)
+when ``beta * s_in * 2^26 <= 1``; ``prepare`` raises NumericsPathError for those
+models instead. ``TFLITE_CHECK(0 <= exponent <= 31)`` in the kernel also aborts when
+``sum`` overflows int32 (rows of more than 4096 elements near the maximum);
+``eval`` raises NumericsPathError then.
+
+int16 (``SoftmaxInt16``; zero points 0, output scale 1/32768 within 0.1%)::
+
+    exp_lut = LUTPopulate<int16>(f64) of exp over [-10, 0];  recip_lut of 1/(1+x) over [0, 1]
+    input_multiplier, input_left_shift = QuantizeMultiplier(f32(s_in * beta) / (10 / 65535))
+    e = LUTLookup(clamp(MBQM(x - max, ...) + 32767, int16), exp_lut)
+    sum = sum(e) (int32);  h = clz(sum)
+    r = LUTLookup(clamp(((sum << (h - 1)) + 2^13 >> 14) - 3 * 2^15, int16), recip_lut)
+    out = clamp((e * r + 2^(30 - h)) >> (31 - h), 0, 32767)
+
+Float32 (``reference_ops::Softmax``): ``e = expf((x - max) * beta)`` in float32, summed
+in order in float32, ``out = e / sum``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from quantcore.errors import NumericsPathError
+from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
+                                  multiply_by_quantized_multiplier_greater_than_one,
+                                  quantize_multiplier, wrap_int32)
+
+from ._common import FLOAT32, INT8, INT16, UINT8, QMAX, QMIN, OpContext
+from ._gemmlowp_fixedpoint import (count_leading_zeros_u32, exp_on_negative_values,
+                                   get_reciprocal, rdbpot, rescale, srdhm)
+from ._lut import approx_f32, libm_f64, lut_lookup_int16, lut_populate_int16
+
+NUMERICS = ("reference",)
+
+SCALED_DIFF_INTEGER_BITS = 5
+ACCUMULATION_INTEGER_BITS = 12
+_DTYPES = {INT8: np.int8, UINT8: np.uint8, INT16: np.int16}
+
+
+@dataclass(frozen=True)
+class SoftmaxParams:
+    kind: str                          # "float", "quantized", "int16"
+    path: str = ""
+    beta: float = 1.0
+    input_multiplier: int = 0
+    input_left_shift: int = 0
+    diff_min: int = 0
+    out_dtype: type = np.float32
+    out_bits: int = 8
+    out_min: int = 0
+    out_max: int = 0
+    exp_lut: np.ndarray | None = None
+    one_over_one_plus_x_lut: np.ndarray | None = None
+
+
+def preprocess_softmax_scaling(beta: float, input_scale: float, input_integer_bits: int) -> tuple[int, int]:
+    """``PreprocessSoftmaxScaling`` without its CHECK: (multiplier, left shift) of
+    ``min(beta * s_in * 2^(31 - input_integer_bits), 2^31 - 1)``; the caller verifies
+    that the real multiplier exceeds 1."""
+    real = min(float(beta) * float(input_scale) * float(1 << (31 - input_integer_bits)),
+               float((1 << 31) - 1))
+    return quantize_multiplier(real)
+
+
+def softmax_real_multiplier(beta: float, input_scale: float, input_integer_bits: int = 5) -> float:
+    return min(float(beta) * float(input_scale) * float(1 << (31 - input_integer_bits)),
+               float((1 << 31) - 1))
+
+
+def calculate_input_radius(input_integer_bits: int, input_left_shift: int,
+                           total_signed_bits: int = 31) -> int:
+    """``CalculateInputRadius``: floor((2^bits - 1) * 2^(total - bits) / 2^left_shift)."""
+    v = (1.0 * ((1 << input_integer_bits) - 1) * float(1 << (total_signed_bits - input_integer_bits))
+         / float(1 << input_left_shift))
+    return int(math.floor(v))
+
+
+def prepare(ctx: OpContext) -> SoftmaxParams:
+    ctx.check_io_count(1, 1)
+    x = ctx.input(0)
+    out = ctx.output(0)
+    ctx.check(len(x.shape) >= 1, "input must have at least one dimension", ".inputs[0]")
+    beta = float(np.float32(ctx.options.get("beta", 1.0)))
+    if x.type == FLOAT32:
+        ctx.check(out.type == FLOAT32, f"output type {out.type_name} differs from input type FLOAT32")
+        return SoftmaxParams(kind="float", beta=beta, path=ctx.path)
+    ctx.check_type(x, (INT8, UINT8, INT16), "input")
+    ctx.require_quantized(x)
+    if x.type == INT16 or out.type != INT16:
+        ctx.check(out.type == x.type, f"output type {out.type_name} is not supported for "
+                  f"{x.type_name} input (supported: {x.type_name}"
+                  + (", INT16)" if x.type != INT16 else ")"))
+    ctx.require_quantized(out)
+    if x.type == INT8 and out.type == INT8:
+        ctx.check(out.zp == -128, f"int8 SOFTMAX needs output zero point -128, has {out.zp}",
+                  ".outputs[0]")
+        ctx.check(abs(np.float32(out.scale[0]) - np.float32(1 / 256)) <= np.float32(0.001 / 256),
+                  f"int8 SOFTMAX needs output scale 1/256, has {out.s!r}", ".outputs[0]")
+    if x.type == INT16:
+        ctx.check(out.zp == 0, f"int16 SOFTMAX needs output zero point 0, has {out.zp}", ".outputs[0]")
+        ctx.check(abs(np.float32(out.scale[0]) - np.float32(1 / 32768)) <= np.float32(0.001 / 32768),
+                  f"int16 SOFTMAX needs output scale 1/32768, has {out.s!r}", ".outputs[0]")
+        ctx.check(x.zp == 0, f"int16 SOFTMAX needs input zero point 0, has {x.zp}", ".inputs[0]")
+        f64 = np.float64
+        exp_lut = lut_populate_int16(10.0 / 65535, 32767, 2.0 / 65535, 0,
+                                     lambda v: libm_f64("exp", v), f64)
+        recip_lut = lut_populate_int16(1.0 / 65535, -32768, 2.0 / 65535, 0,
+                                       lambda v: 1.0 / (1.0 + np.asarray(v, f64)), f64)
+        real = float(np.float32(np.float32(x.scale[0]) * np.float32(beta))) / (10.0 / 65535.0)
+        m, shift = quantize_multiplier(real)
+        return SoftmaxParams(kind="int16", path=ctx.path, beta=beta, input_multiplier=m,
+                             input_left_shift=shift, out_dtype=np.int16, exp_lut=exp_lut,
+                             one_over_one_plus_x_lut=recip_lut)
+    real = softmax_real_multiplier(beta, x.s, SCALED_DIFF_INTEGER_BITS)
+    if not real > 1.0:
+        raise NumericsPathError(
+            f"{ctx.path}: SOFTMAX: LiteRT's reference kernel aborts the process on this model "
+            f"(beta * input_scale * 2^26 = {real:.6g} <= 1 fails the CHECK in "
+            f"QuantizeMultiplierGreaterThanOne; input scale {x.s:.6g}, beta {beta:.6g}). The "
+            f"optimized path (numerics=\"optimized\", LiteRT's lookup-table softmax) can run it.")
+    m, shift = preprocess_softmax_scaling(beta, x.s, SCALED_DIFF_INTEGER_BITS)
+    diff_min = -calculate_input_radius(SCALED_DIFF_INTEGER_BITS, shift)
+    bits = 16 if out.type == INT16 else 8
+    return SoftmaxParams(kind="quantized", path=ctx.path, beta=beta, input_multiplier=m,
+                         input_left_shift=shift, diff_min=diff_min, out_dtype=_DTYPES[out.type],
+                         out_bits=bits, out_min=QMIN[out.type], out_max=QMAX[out.type])
+
+
+def _softmax_float(p: SoftmaxParams, x: np.ndarray) -> np.ndarray:
+    xf = np.asarray(x, np.float32)
+    mx = np.max(xf, axis=-1, keepdims=True)
+    e = approx_f32("expf", ((xf - mx).astype(np.float32) * np.float32(p.beta)).astype(np.float32))
+    total = np.add.accumulate(e, axis=-1, dtype=np.float32)[..., -1:]
+    return (e / total).astype(np.float32)
+
+
+def _softmax_quantized(p: SoftmaxParams, x: np.ndarray) -> np.ndarray:
+    xi = np.asarray(x, np.int64)
+    diff = xi - np.max(xi, axis=-1, keepdims=True)
+    valid = diff >= p.diff_min
+    rescaled = multiply_by_quantized_multiplier_greater_than_one(diff, p.input_multiplier,
+                                                                 p.input_left_shift)
+    exps = exp_on_negative_values(rescaled, SCALED_DIFF_INTEGER_BITS)
+    terms = np.where(valid, rescale(exps, 0, ACCUMULATION_INTEGER_BITS), 0)
+    sum_of_exps = wrap_int32(np.sum(terms, axis=-1, keepdims=True))
+    shifted_scale, num_bits_over_unit = get_reciprocal(sum_of_exps, ACCUMULATION_INTEGER_BITS)
+    exponent = num_bits_over_unit + 31 - p.out_bits
+    if np.any((exponent < 0) | (exponent > 31)):
+        raise NumericsPathError(
+            f"{p.path}: SOFTMAX: LiteRT's reference kernel aborts the process on this input: the "
+            f"fixed-point sum of exponentials of a row overflows int32 (TFLITE_CHECK(0 <= exponent "
+            f"<= 31) fails). The optimized path (numerics=\"optimized\") can run it.")
+    unsat = rdbpot(srdhm(shifted_scale, exps), np.clip(exponent, 0, 31))
+    out = np.clip(unsat + p.out_min, p.out_min, p.out_max)
+    return np.where(valid, out, p.out_min).astype(p.out_dtype)
+
+
+def _softmax_int16(p: SoftmaxParams, x: np.ndarray) -> np.ndarray:
+    xi = np.asarray(x, np.int64)
+    diff = xi - np.max(xi, axis=-1, keepdims=True)
+    scaled = multiply_by_quantized_multiplier(diff, p.input_multiplier, p.input_left_shift)
+    sym = np.clip(scaled + 32767, -32768, 32767)
+    exps = lut_lookup_int16(sym, p.exp_lut)
+    sum_of_exps = wrap_int32(np.sum(exps, axis=-1, keepdims=True))
+    headroom_plus_one = count_leading_zeros_u32(sum_of_exps)
+    shifted_sum = wrap_int32(((sum_of_exps << np.maximum(headroom_plus_one - 1, 0)) + (1 << 13)) >> 14)
+    sym_shifted_sum = np.clip(shifted_sum - ((1 << 15) + (1 << 16)), -32768, 32767)
+    reciprocal = lut_lookup_int16(sym_shifted_sum, p.one_over_one_plus_x_lut)
+    right_shift = 31 - headroom_plus_one
+    rnd = np.int64(1) << np.maximum(right_shift - 1, 0)
+    result = wrap_int32((exps * reciprocal + rnd) >> right_shift)
+    return np.clip(result, 0, 32767).astype(np.int16)
+
+
+def eval(p: SoftmaxParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    if p.kind == "float":
+        return [_softmax_float(p, x)]
+    if p.kind == "int16":
+        return [_softmax_int16(p, x)]
+    return [_softmax_quantized(p, x)]
