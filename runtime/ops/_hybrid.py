@@ -155,12 +155,12 @@ def asymmetric_quantize_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def hybrid_filter_scales(ctx: OpContext, w: TensorInfo, what: str) -> np.ndarray:
-    """Per-output-channel float32 filter scales of a hybrid kernel's int8 filter.
+    """The float32 scales of a hybrid kernel's int8 filter: present, finite, > 0.
 
-    The hybrid kernels index ``scale[out_channel]`` after checking only that the
-    number of scales equals ``filter.dims[quantized_dimension]``; a scale vector shorter
-    than the output channels would be read out of bounds, so it is refused here.
-    The filter zero point is ignored by every hybrid kernel (as in LiteRT).
+    The hybrid kernels index ``scale[out_channel]`` after checking at most that the
+    number of scales equals ``filter.dims[quantized_dimension]``; each caller also
+    refuses a scale vector shorter than the output channels (LiteRT would read past
+    it). The filter zero point is ignored by every hybrid kernel, as in LiteRT.
     """
     wh = ctx.where(w)
     ctx.check(w.quantized, f"hybrid {what}: the int8 filter has no quantization parameters", wh)
@@ -169,14 +169,6 @@ def hybrid_filter_scales(ctx: OpContext, w: TensorInfo, what: str) -> np.ndarray
     qd = w.quantized_dimension
     ctx.check(0 <= qd < len(w.shape), f"quantized_dimension {qd} outside the filter's rank", wh)
     return np.asarray(w.scale, _F32)
-
-
-def check_bias_float(ctx: OpContext, b: TensorInfo, channels: int) -> None:
-    """Float bias of a float or hybrid kernel: float32, ``channels`` elements."""
-    ctx.check(b.type == ctx.inputs[0].type,
-              f"bias type {b.type_name} differs from the input type", ctx.where(b))
-    ctx.check(b.num_elements == channels,
-              f"bias has {b.num_elements} elements for {channels} output channels", ctx.where(b))
 
 
 def zero_pad_nhwc(x: np.ndarray, padding: tuple[int, int, int, int]) -> np.ndarray:

@@ -38,6 +38,7 @@ Hybrid (dynamic-range) CONV_2D: float32 input, int8 (or legacy uint8) filter, fl
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -209,11 +210,39 @@ def _eval_hybrid(p: ConvParams, x: np.ndarray) -> np.ndarray:
     else:
         q, sf = _hybrid.symmetric_quantize_floats(flat)
         sf = (sf * p.hybrid_scale[0]).astype(np.float32)
-        acc = wrap_int32(np.rint(_accumulate(p, q.astype(np.float64).reshape(x.shape))).astype(np.int64))
+        xq = q.astype(np.float64).reshape(x.shape)
+        acc = np.rint(_accumulate(p, xq)).astype(np.int64)
+        if p.filter.shape[0] % 4:
+            acc = acc - 256 * _psignb_deficit(p, xq)
+        acc = wrap_int32(acc)
         prod = (acc.astype(np.float32) * sf[:, None, None, None]).astype(np.float32)
         acc_float = (np.float32(0.0) + prod).astype(np.float32)
     out = (acc_float + p.bias).astype(np.float32)
     return _hybrid.activation_with_min_max(out, p.output_activation_min, p.output_activation_max)
+
+
+def _psignb_deficit(p: ConvParams, xq: np.ndarray) -> np.ndarray:
+    """What LiteRT's SSE int8 dot product loses on a -128 filter value, per output.
+
+    With output channels not a multiple of 4 (otherwise ruy's exact GEMM runs, on CPUs
+    with AVX), ``SseMatrixBatchVectorMultiplyAccumulateImpl`` multiplies 16 columns at
+    a time as ``|q| * psignb(w, q)``; ``psignb`` negates ``w`` where ``q < 0``, and the
+    negation of -128 wraps to -128, so such a product comes out as ``-128 |q|``
+    instead of ``128 |q|``. The 8- and 4-column postambles and the scalar tail
+    (SSE4.1) are exact. Returns ``sum |q|`` over the affected products (the caller
+    subtracts 256 times it). Int8 filters from a quantizer lie in [-127, 127] and
+    never meet this; a legacy uint8 filter value 128 does.
+    """
+    cout, kh, kw, cf = p.filter.shape
+    m_cols = kh * kw * cf
+    simd_cols = m_cols & ~15
+    bad = (p.filter.reshape(cout, m_cols) == -128)
+    bad[:, simd_cols:] = False
+    if not bad.any():
+        return np.zeros(1, np.int64)
+    neg = np.maximum(-xq, 0.0)
+    deficit = _accumulate(dataclasses.replace(p, filter=bad.reshape(p.filter.shape).astype(np.float64)), neg)
+    return np.rint(deficit).astype(np.int64)
 
 
 def im2col(x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], dilation: tuple[int, int],

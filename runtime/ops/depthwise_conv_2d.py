@@ -130,8 +130,8 @@ def prepare(ctx: OpContext) -> DepthwiseParams:
     padding = o.get("padding", 0)
     oh = _hybrid.out_size_checked(ctx, padding, h, kh, sh, dh, "height")
     ow = _hybrid.out_size_checked(ctx, padding, wd, kw, sw, dw, "width")
-    pt, odd_h = _hybrid.padding_with_offset(sh, dh, h, kh, oh)
-    pl, odd_w = _hybrid.padding_with_offset(sw, dw, wd, kw, ow)
+    pt = _hybrid.padding_with_offset(sh, dh, h, kh, oh)[0]
+    pl = _hybrid.padding_with_offset(sw, dw, wd, kw, ow)[0]
     # The reference kernels only use the leading padding; the trailing side follows
     # from the output size. Pad enough for every tap the loops reach.
     pb = max((oh - 1) * sh + (kh - 1) * dh + 1 - h - pt, 0)

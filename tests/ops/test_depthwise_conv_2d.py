@@ -204,6 +204,19 @@ def test_depthwise_hybrid_quantization_rounding_vs_litert_ref(oracle, seed, tail
     assert_matches_litert(oracle, model, [vals.reshape(1, 1, size, 1)], "reference", rtol=0.0)
 
 
+@examples(20)
+@given(dw_cases, st.sampled_from(["hybrid", "int8", "int16"]))
+def test_depthwise_filter_minus_128_vs_litert_ref(oracle, c, kind):
+    """int8 filter values of -128 (outside the narrow range): the scalar reference kernels are exact."""
+    assume(_geometry_ok(c))
+    rng = np.random.default_rng(c["seed"])
+    wts = rng.integers(-127, 128, (1, c["kh"], c["kw"], c["cin"] * c["dm"])).astype(np.int8)
+    wts[rng.random(wts.shape) < 0.3] = -128
+    model, inputs = dw_model(rng, kind, c["n"], c["h"], c["w"], c["cin"], c["dm"], c["kh"], c["kw"], c["sh"],
+                             c["sw"], c["dh"], c["dw"], c["padding"], c["act"], has_bias=c["has_bias"], weights=wts)
+    assert_matches_litert(oracle, model, inputs, "reference", rtol=0.0)
+
+
 def test_depthwise_int8_ignores_filter_zero_point_vs_litert_ref(oracle):
     """LiteRT's int8 kernel uses weights_offset 0 whatever the filter's zero point."""
     rng = np.random.default_rng(7)
@@ -300,4 +313,13 @@ def test_depthwise_int16_with_int32_bias_is_refused(oracle):
     inputs = [np.zeros((1, 4, 4, 2), np.int16)]
     assert not oracle.run(model, inputs, "reference").ok
     with pytest.raises(UnsupportedOpError):
+        _prepare_ours(model, inputs)
+
+
+def test_depthwise_activation_bound_overflow_raises(oracle):
+    """RELU6 on a tiny output scale: 6 / scale does not fit int32 and LiteRT refuses it."""
+    rng = np.random.default_rng(0)
+    model, inputs = dw_model(rng, "int16", 1, 4, 4, 2, 1, 3, 3, 1, 1, 1, 1, "SAME", "RELU6", output_scale=1e-10)
+    assert not oracle.run(model, inputs, "reference").ok
+    with pytest.raises(ModelFormatError, match="overflows int32"):
         _prepare_ours(model, inputs)

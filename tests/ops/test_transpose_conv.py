@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from harness import assert_matches_litert, examples, random_input, random_scale, run_ours
 from quantcore.errors import InputError, ModelFormatError
+from quantcore.schema import read_model, write_model
 from quantcore.schema.builder import ModelBuilder
 
 ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
@@ -40,7 +41,7 @@ def in_size(padding, out, k, s):
 
 def tc_model(rng, kind, n, h, w, cin, cout, kh, kw, sh, sw, oh, ow, padding, act, *, per_channel=True,
              has_bias=True, bias_mode="none", scales=None, input_scale=None, output_scale=None,
-             dynamic_shape=False, w_zp=None):
+             dynamic_shape=False, w_zp=None, weights=None):
     """A one-op TRANSPOSE_CONV model (output [n, oh, ow, cout]) and its inputs."""
     b = ModelBuilder()
     dtype = DTYPES[kind]
@@ -56,8 +57,8 @@ def tc_model(rng, kind, n, h, w, cin, cout, kh, kw, sh, sw, oh, ow, padding, act
             wt = b.add_constant("w", rng.normal(0, 0.5, (cout, kh, kw, cin)).astype(np.float32))
         else:
             s_w = filter_scales(rng, cout if per_channel else 1) if scales is None else scales
-            wt = b.add_constant("w", rng.integers(-127, 128, (cout, kh, kw, cin)).astype(np.int8), scale=s_w,
-                                zero_point=0, quantized_dimension=0)
+            wq = rng.integers(-127, 128, (cout, kh, kw, cin)).astype(np.int8) if weights is None else weights
+            wt = b.add_constant("w", wq, scale=s_w, zero_point=0, quantized_dimension=0)
         x = b.add_input("x", [n, h, w, cin], np.float32)
         if has_bias:
             bias = b.add_constant("b", rng.normal(0, 0.5, cout).astype(np.float32))
@@ -71,8 +72,9 @@ def tc_model(rng, kind, n, h, w, cin, cout, kh, kw, sh, sw, oh, ow, padding, act
             wt = b.add_constant("w", rng.integers(0, 256, (cout, kh, kw, cin)).astype(np.uint8), scale=s_w,
                                 zero_point=zp_w)
         else:
-            wt = b.add_constant("w", rng.integers(-127, 128, (cout, kh, kw, cin)).astype(np.int8), scale=s_w,
-                                zero_point=0 if w_zp is None else w_zp, quantized_dimension=0)
+            wq = rng.integers(-127, 128, (cout, kh, kw, cin)).astype(np.int8) if weights is None else weights
+            wt = b.add_constant("w", wq, scale=s_w, zero_point=0 if w_zp is None else w_zp,
+                                quantized_dimension=0)
         x = b.add_input("x", [n, h, w, cin], dtype, scale=s_in, zero_point=zp_in)
         bias_scale = (np.float32(s_in) * s_w).astype(np.float32)
         if has_bias:
@@ -197,6 +199,16 @@ def test_transpose_conv_rounding_ties_vs_litert_ref(oracle, kind, shift, seed):
     assert_matches_litert(oracle, model, inputs, "reference")
 
 
+@examples(20)
+@given(tc_cases, st.sampled_from(["hybrid", "int8", "int16"]))
+def test_transpose_conv_weights_minus_128_vs_litert_ref(oracle, c, kind):
+    """int8 weights of -128 (outside the narrow range): the scalar reference kernels are exact."""
+    rng = np.random.default_rng(c["seed"] ^ 0x5EED)
+    wts = rng.integers(-127, 128, (c["cout"], c["kh"], c["kw"], c["cin"])).astype(np.int8)
+    wts[rng.random(wts.shape) < 0.3] = -128
+    _run(oracle, kind, c, weights=wts)
+
+
 def test_transpose_conv_int8_ignores_weights_zero_point_vs_litert_ref(oracle):
     rng = np.random.default_rng(5)
     model, inputs = tc_model(rng, "int8", 1, 3, 3, 2, 2, 3, 3, 2, 2, 6, 6, "SAME", "NONE", per_channel=False,
@@ -254,11 +266,7 @@ def test_transpose_conv_16x8_int32_bias_without_bias_type_raises(oracle):
     """Default quantized_bias_type reads the bias as int64: refused instead."""
     rng = np.random.default_rng(0)
     model, inputs = tc_model(rng, "int16", 1, 3, 3, 2, 2, 3, 3, 2, 2, 6, 6, "SAME", "NONE", bias_mode="int32")
-    b2 = ModelBuilder()  # same model without the quantized_bias_type option
-    del b2
-    from quantcore.schema import read_model
-    from quantcore.schema.writer import write_model
-    m = read_model(model)
+    m = read_model(model)   # the same model with quantized_bias_type back at its default
     m.subgraphs[0].operators[0].builtin_options["quantized_bias_type"] = 0
     with pytest.raises(ModelFormatError, match="quantized_bias_type"):
         run_ours(write_model(m), inputs)
