@@ -33,6 +33,7 @@ QMIN = {INT8: -128, UINT8: 0, INT16: -32768, INT32: -(2**31)}
 QMAX = {INT8: 127, UINT8: 255, INT16: 32767, INT32: 2**31 - 1}
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
+FLT_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -173,16 +174,27 @@ class OpContext:
             self.check(bool(np.all(t.zero_point == 0)), f"tensor {t.index} must have zero point 0", w)
 
     def activation_range(self, out: TensorInfo, activation: int | None = None) -> tuple[int, int]:
-        """Fused activation clamp of a quantized output (eq. 11)."""
+        """Fused activation clamp of a quantized output (eq. 11).
+
+        Like ``CalculateActivationRangeQuantized``, refuses a bound whose
+        ``roundf(f / scale)`` leaves the int32 range (``no_integer_overflow_from_quantization``,
+        e.g. RELU6 on a tiny output scale), which LiteRT rejects at prepare.
+        """
         act = self.options.get("fused_activation_function", 0) if activation is None else activation
         if act not in (0, 1, 2, 3):
             raise self.unsupported(f"fused activation {act} on a quantized output")
+        for f in {1: (0.0,), 2: (-1.0, 1.0), 3: (0.0, 6.0)}.get(act, ()):
+            tmp = float(np.trunc(np.float32(np.float32(f) / np.float32(out.s))) +
+                        np.sign(np.float32(f)) * (abs(np.float32(np.float32(f) / np.float32(out.s)) % 1) >= 0.5))
+            self.check(-(2.0**31) <= tmp <= 2.0**31,
+                       f"fused activation bound {f} / output scale {out.s} overflows int32")
         return activation_range(act, out.s, out.zp, QMIN[out.type], QMAX[out.type])
 
     def float_activation_range(self, activation: int | None = None) -> tuple[float, float]:
-        """``CalculateActivationRange`` for float outputs."""
+        """``CalculateActivationRange<float>``: NONE is [-FLT_MAX, FLT_MAX], RELU [0, FLT_MAX]
+        (so an infinite result is clamped to FLT_MAX, as LiteRT does)."""
         act = self.options.get("fused_activation_function", 0) if activation is None else activation
-        ranges = {0: (-np.inf, np.inf), 1: (0.0, np.inf), 2: (-1.0, 1.0), 3: (0.0, 6.0)}
+        ranges = {0: (-FLT_MAX, FLT_MAX), 1: (0.0, FLT_MAX), 2: (-1.0, 1.0), 3: (0.0, 6.0)}
         if act not in ranges:
             raise self.unsupported(f"fused activation {act}")
         return ranges[act]
@@ -207,9 +219,10 @@ def compute_padding(padding: int, in_size: int, filter_size: int, stride: int,
 
 
 def clamp_float(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    if lo == -np.inf and hi == np.inf:
-        return x
-    return np.minimum(np.maximum(x, np.float32(lo)), np.float32(hi)).astype(x.dtype)
+    """``ActivationFunctionWithMinMax``: ``std::min(std::max(x, lo), hi)``; NaN passes through."""
+    x = np.asarray(x, np.float32)
+    y = np.where(x < np.float32(lo), np.float32(lo), x)
+    return np.where(np.float32(hi) < y, np.float32(hi), y).astype(np.float32)
 
 
 def copy_array(x: np.ndarray) -> np.ndarray:

@@ -92,8 +92,14 @@ def prepare(ctx: OpContext) -> LogSoftmaxParams:
             f"(numerics=\"optimized\", LiteRT's lookup-table log-softmax) can run it.")
     m, shift = quantize_multiplier(real)
     reverse = float(1 << (31 - shift)) / float(m)
-    ctx.check(0.0 < reverse < 1.0, f"input scale {x.s!r} gives a reverse scaling factor "
-              f"{reverse} outside (0, 1) (LiteRT would abort)")
+    if not reverse < 1.0:
+        # s_in * 2^26 in (1, 1 + 2^-31]: the multiplier rounds to 2^30 with shift 1, and
+        # QuantizeMultiplierSmallerThanOneExp(1.0) CHECK-fails
+        raise NumericsPathError(
+            f"{ctx.path}: LOG_SOFTMAX: LiteRT's reference kernel aborts the process on this model "
+            f"(input scale {x.s!r} gives a reverse scaling factor of {reverse}, which fails the "
+            f"CHECK in QuantizeMultiplierSmallerThanOneExp). The optimized path "
+            f"(numerics=\"optimized\") can run it.")
     rm, rs = quantize_multiplier(reverse)
     return LogSoftmaxParams(kind="quantized", input_multiplier=m, input_left_shift=shift,
                             reverse_scaling_divisor=rm, reverse_scaling_right_shift=-rs,

@@ -2,7 +2,8 @@
 input-to-output rescale.
 
 Mirrors ``ReluPrepare`` and ``ReluEval``/``Relu6Eval``/``Relu1Eval``/``Relu0to1Eval``
-in ``tflite/kernels/activations.cc`` (one kernel in both LiteRT resolvers), with
+in ``tflite/kernels/activations.cc`` (one kernel in both LiteRT resolvers, hence the
+"optimized" numerics path too), with
 ``QuantizedReluX`` and ``reference_ops::ReluX`` (``reference/reference_ops.h``)::
 
     output_multiplier, output_shift = QuantizeMultiplier(f32(s_in / s_out))   # eq. 6
@@ -26,7 +27,9 @@ from quantcore.fixedpoint import (float_to_int32_x86, multiply_by_quantized_mult
 
 from ._common import FLOAT32, INT8, INT16, UINT8, QMAX, QMIN, OpContext
 
-NUMERICS = ("reference",)
+# Register_RELU/RELU6/RELU_N1_TO_1/RELU_0_TO_1 is the same registration in LiteRT's
+# reference and builtin resolvers, so both paths compute exactly this.
+NUMERICS = ("reference", "optimized")
 
 # real bounds (lo, hi) of each operator
 _BOUNDS = {"RELU": (0.0, np.inf), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0),

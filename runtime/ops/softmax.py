@@ -44,6 +44,7 @@ in order in float32, ``out = e / sum``.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -82,18 +83,26 @@ class SoftmaxParams:
     one_over_one_plus_x_lut: np.ndarray | None = None
 
 
-def preprocess_softmax_scaling(beta: float, input_scale: float, input_integer_bits: int) -> tuple[int, int]:
-    """``PreprocessSoftmaxScaling`` without its CHECK: (multiplier, left shift) of
-    ``min(beta * s_in * 2^(31 - input_integer_bits), 2^31 - 1)``; the caller verifies
-    that the real multiplier exceeds 1."""
-    real = min(float(beta) * float(input_scale) * float(1 << (31 - input_integer_bits)),
-               float((1 << 31) - 1))
-    return quantize_multiplier(real)
-
-
 def softmax_real_multiplier(beta: float, input_scale: float, input_integer_bits: int = 5) -> float:
+    """The real multiplier of ``PreprocessSoftmaxScaling`` (in double):
+    ``min(beta * s_in * 2^(31 - input_integer_bits), 2^31 - 1)``. LiteRT passes it to
+    ``QuantizeMultiplierGreaterThanOne``, which aborts unless it exceeds 1."""
     return min(float(beta) * float(input_scale) * float(1 << (31 - input_integer_bits)),
                float((1 << 31) - 1))
+
+
+@functools.lru_cache(maxsize=1)
+def _int16_tables() -> tuple[np.ndarray, np.ndarray]:
+    """The two int16 SOFTMAX tables (they do not depend on the model): exp over [-10, 0]
+    and 1/(1+x) over [0, 1], both with a symmetric [-1, 1] output range, in double."""
+    f64 = np.float64
+    exp_lut = lut_populate_int16(10.0 / 65535, 32767, 2.0 / 65535, 0,
+                                 lambda v: libm_f64("exp", v), f64)
+    recip_lut = lut_populate_int16(1.0 / 65535, -32768, 2.0 / 65535, 0,
+                                   lambda v: 1.0 / (1.0 + np.asarray(v, f64)), f64)
+    exp_lut.flags.writeable = False
+    recip_lut.flags.writeable = False
+    return exp_lut, recip_lut
 
 
 def calculate_input_radius(input_integer_bits: int, input_left_shift: int,
@@ -102,6 +111,13 @@ def calculate_input_radius(input_integer_bits: int, input_left_shift: int,
     v = (1.0 * ((1 << input_integer_bits) - 1) * float(1 << (total_signed_bits - input_integer_bits))
          / float(1 << input_left_shift))
     return int(math.floor(v))
+
+
+def _near(scale, denominator: int) -> bool:
+    """``TF_LITE_ENSURE_NEAR(scale, 1.f / d, 0.001f * 1.f / d)``, in float32."""
+    f32 = np.float32
+    target = f32(1) / f32(denominator)
+    return bool(abs(f32(scale) - target) <= f32(f32(f32(0.001) * f32(1)) / f32(denominator)))
 
 
 def prepare(ctx: OpContext) -> SoftmaxParams:
@@ -115,26 +131,22 @@ def prepare(ctx: OpContext) -> SoftmaxParams:
         return SoftmaxParams(kind="float", beta=beta, path=ctx.path)
     ctx.check_type(x, (INT8, UINT8, INT16), "input")
     ctx.require_quantized(x)
-    if x.type == INT16 or out.type != INT16:
-        ctx.check(out.type == x.type, f"output type {out.type_name} is not supported for "
-                  f"{x.type_name} input (supported: {x.type_name}"
-                  + (", INT16)" if x.type != INT16 else ")"))
+    if out.type != x.type and (x.type == INT16 or out.type != INT16):
+        supported = x.type_name + ("" if x.type == INT16 else ", INT16")
+        raise ctx.unsupported(f"{out.type_name} output for {x.type_name} input (supported: "
+                              f"{supported})")
     ctx.require_quantized(out)
     if x.type == INT8 and out.type == INT8:
         ctx.check(out.zp == -128, f"int8 SOFTMAX needs output zero point -128, has {out.zp}",
                   ".outputs[0]")
-        ctx.check(abs(np.float32(out.scale[0]) - np.float32(1 / 256)) <= np.float32(0.001 / 256),
-                  f"int8 SOFTMAX needs output scale 1/256, has {out.s!r}", ".outputs[0]")
+        ctx.check(_near(out.scale[0], 256), f"int8 SOFTMAX needs output scale 1/256, has {out.s!r}",
+                  ".outputs[0]")
     if x.type == INT16:
         ctx.check(out.zp == 0, f"int16 SOFTMAX needs output zero point 0, has {out.zp}", ".outputs[0]")
-        ctx.check(abs(np.float32(out.scale[0]) - np.float32(1 / 32768)) <= np.float32(0.001 / 32768),
-                  f"int16 SOFTMAX needs output scale 1/32768, has {out.s!r}", ".outputs[0]")
+        ctx.check(_near(out.scale[0], 32768), f"int16 SOFTMAX needs output scale 1/32768, has "
+                  f"{out.s!r}", ".outputs[0]")
         ctx.check(x.zp == 0, f"int16 SOFTMAX needs input zero point 0, has {x.zp}", ".inputs[0]")
-        f64 = np.float64
-        exp_lut = lut_populate_int16(10.0 / 65535, 32767, 2.0 / 65535, 0,
-                                     lambda v: libm_f64("exp", v), f64)
-        recip_lut = lut_populate_int16(1.0 / 65535, -32768, 2.0 / 65535, 0,
-                                       lambda v: 1.0 / (1.0 + np.asarray(v, f64)), f64)
+        exp_lut, recip_lut = _int16_tables()
         real = float(np.float32(np.float32(x.scale[0]) * np.float32(beta))) / (10.0 / 65535.0)
         m, shift = quantize_multiplier(real)
         return SoftmaxParams(kind="int16", path=ctx.path, beta=beta, input_multiplier=m,
@@ -147,7 +159,7 @@ def prepare(ctx: OpContext) -> SoftmaxParams:
             f"(beta * input_scale * 2^26 = {real:.6g} <= 1 fails the CHECK in "
             f"QuantizeMultiplierGreaterThanOne; input scale {x.s:.6g}, beta {beta:.6g}). The "
             f"optimized path (numerics=\"optimized\", LiteRT's lookup-table softmax) can run it.")
-    m, shift = preprocess_softmax_scaling(beta, x.s, SCALED_DIFF_INTEGER_BITS)
+    m, shift = quantize_multiplier(real)   # QuantizeMultiplierGreaterThanOne, real > 1
     diff_min = -calculate_input_radius(SCALED_DIFF_INTEGER_BITS, shift)
     bits = 16 if out.type == INT16 else 8
     return SoftmaxParams(kind="quantized", path=ctx.path, beta=beta, input_multiplier=m,

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._gemmlowp_fixedpoint import wrap_int16
 from ._common import FLOAT32, INT8, INT16, UINT8, QMAX, QMIN, OpContext
+from ._gemmlowp_fixedpoint import wrap_int16
 from ._lut import (SIGMOID_TABLE_UINT16, approx_f32, checked_log2, int16_input_fixed,
                    int16_input_rescale, libm_f32, lut_lookup_int8, lut_populate_int8)
 

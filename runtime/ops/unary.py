@@ -53,7 +53,7 @@ _TYPES = {"EXP": (FLOAT32, INT8, INT16), "SQRT": (FLOAT32, INT8, INT16),
 @dataclass(frozen=True)
 class UnaryParams:
     op: str
-    kind: str                         # "float", "lut8", "lut16", "table8", "sqrt", "abs", "neg", ...
+    kind: str                         # "float", "int", "lut8", "lut16", "rsqrt8", "sqrt", "abs"
     path: str = ""
     out_dtype: type = np.float32
     lut: np.ndarray | None = None
@@ -193,7 +193,8 @@ def eval(p: UnaryParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
         return [lut_lookup_int8(x, p.lut, -128, np.int8)]
     if p.kind == "sqrt":
         f32 = np.float32
-        dequantized = (f32(p.input_scale) * (np.asarray(x, np.int64) - p.input_offset).astype(f32)).astype(f32)
+        centred = (np.asarray(x, np.int64) - p.input_offset).astype(f32)
+        dequantized = (f32(p.input_scale) * centred).astype(f32)
         neg = dequantized < 0
         if np.any(neg):
             first = tuple(int(i) for i in np.argwhere(neg)[0])

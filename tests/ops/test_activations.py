@@ -227,6 +227,22 @@ def test_relu_family_8bit_all_codes_vs_litert_ref(oracle, seed, op, kind, tie):
     assert_matches_litert(oracle, model, [x], "reference")
 
 
+@examples(20)
+@given(seeds, st.sampled_from(RELU_OPS), st.sampled_from(["int8", "uint8", "float"]))
+def test_relu_family_vs_litert_optimized(oracle, seed, op, kind):
+    """The RELU kernels are one registration in both LiteRT resolvers."""
+    rng = np.random.default_rng(seed)
+    dt = DTYPES[kind]
+    if kind == "float":
+        x = (random_input(rng, (3, 50), np.float32) * np.float32(8)).astype(np.float32)
+        model = unary_model(op, dt, x.shape)
+    else:
+        s_in, s_out = _ratio_scales(rng, bool(rng.integers(0, 2)))
+        x = all_codes(dt, rng)
+        model = unary_model(op, dt, x.shape, s_in, zero_point(rng, dt), s_out, zero_point(rng, dt))
+    assert_matches_litert(oracle, model, [x], "optimized")
+
+
 @examples(30)
 @given(seeds, st.sampled_from(["RELU", "RELU6"]), st.booleans())
 def test_relu_relu6_int16_vs_litert_ref(oracle, seed, op, tie):
