@@ -37,11 +37,15 @@ QUANTIZED_ARITHMETIC_OPS = frozenset(int(BuiltinOperator[n]) for n in (
     "DIV", "AVERAGE_POOL_2D", "SOFTMAX", "LOG_SOFTMAX", "LOGISTIC", "TANH", "HARD_SWISH",
     "MEAN", "SUM", "QUANTIZE", "DEQUANTIZE", "SQUARED_DIFFERENCE", "LEAKY_RELU", "PRELU", "ELU",
     "BATCH_MATMUL", "RSQRT", "SQRT", "EXP", "L2_NORMALIZATION", "RESIZE_BILINEAR"))
-_QUANT_TYPES = frozenset(int(TensorType[n]) for n in ("INT8", "UINT8", "INT16"))
+# int16 is left to the kernels: LiteRT runs unquantized int16 ADD and MUL as plain
+# integer arithmetic, while its 16x8 kernels check their own parameters.
+_QUANT_TYPES = frozenset(int(TensorType[n]) for n in ("INT8", "UINT8"))
 
 # 127 only marks "see builtin_code" in deprecated_builtin_code; it is no operator.
 _BUILTIN_CODES = frozenset(int(v) for v in BuiltinOperator
                            if v.name != "PLACEHOLDER_FOR_GREATER_OP_CODES")
+
+_ENUM_VALUES = {name: frozenset(members.values()) for name, (_t, members) in desc.ENUMS.items()}
 
 # Options fields that name subgraphs (WHILE, IF, CALL_ONCE, CALL, STABLEHLO_*), taken
 # from the schema so that new control-flow options are covered.
@@ -230,6 +234,11 @@ def _validate_options_type(model: Model, op, op_path: str) -> None:
         if utype >= len(members) or members[utype] in desc.DEPRECATED_TABLES or \
                 (isinstance(value, dict) and "__unknown_union_member__" in value):
             raise ModelFormatError(f"unknown {union} member {utype}", f"{op_path}.{field}_type")
+        for name, _slot, kind, elem, _default, deprecated, _align in desc.TABLES[members[utype]]:
+            v = value.get(name) if isinstance(value, dict) else None
+            if kind == "enum" and not deprecated and v is not None and v not in _ENUM_VALUES[elem]:
+                # LiteRT refuses some ("Unhandled fully-connected weights format").
+                raise ModelFormatError(f"{name} is {v}, not a {elem}", f"{op_path}.{field}.{name}")
         if union == "BuiltinOptions":
             expected = options_table_for(model.operator_codes[op.opcode_index].name)
             if expected is not None and members[utype] != expected:
@@ -368,8 +377,8 @@ def _check_acyclic(calls: dict[int, set[int]]) -> None:
                 stack.pop()
                 continue
             if state.get(nxt) == 1:
-                raise ModelFormatError(f"subgraph {nxt} calls itself through subgraph {node} "
-                                       "(cyclic control flow)", f"subgraphs[{node}]")
+                raise ModelFormatError(f"subgraph {node} calls subgraph {nxt}, which is already "
+                                       "on the call stack (cyclic control flow)", f"subgraphs[{node}]")
             if not state.get(nxt):
                 state[nxt] = 1
                 stack.append((nxt, iter(sorted(calls[nxt]))))

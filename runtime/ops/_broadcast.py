@@ -34,7 +34,7 @@ import numpy as np
 
 from quantcore.fixedpoint import round_half_away, wrap_int32
 
-from ._common import FLOAT32, INT8, INT16, INT32, INT64, QMAX, QMIN, UINT8, OpContext, TensorInfo
+from ._common import INT8, INT16, INT32, INT64, UINT8, OpContext, TensorInfo
 
 MAX_BROADCAST_RANK = 8
 
@@ -91,8 +91,9 @@ def binary_shapes(ctx: OpContext, a: TensorInfo, b: TensorInfo, *, flat_test: st
     ``flat_test`` names how the kernel decides between the flat loop and the
     broadcast loop for this type: ``"same"`` (``HaveSameShapes``: the dimension lists
     are identical), ``"extended"`` (``ProcessBroadcastShapes``: equal after padding
-    with leading 1s) or ``"never"`` (the kernel always runs the broadcast loop). A broadcast of more than 8 dimensions makes LiteRT abort
-    (``BroadcastBinaryOpSimple``), so it is refused here.
+    with leading 1s) or ``"never"`` (the kernel always runs the broadcast loop). A
+    broadcast of more than 8 dimensions makes LiteRT abort (``BroadcastBinaryOpSimple``),
+    so it is refused here.
     """
     out = broadcast_shape(ctx, a, b)
     same = tuple(a.shape) == tuple(b.shape)

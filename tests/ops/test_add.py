@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from harness import assert_matches_litert, examples, run_ours
 from quantcore.errors import ModelFormatError
-from test_binary import (ACTS, PATTERNS, binary_model, broadcast_shapes, check_refused_like_litert,
-                         log_scale, quantized_case, random_values, shape_cases, special_float_inputs,
-                         unquantized_case)
+from test_binary import (ACTS, PATTERNS, assert_kernel_matches_litert, binary_model, broadcast_shapes,
+                         check_refused_like_litert, log_scale, quantized_case, random_values,
+                         shape_cases, special_float_inputs, unquantized_case)
 
 OP = "ADD"
 
@@ -50,19 +50,20 @@ def test_add_int32_int64_vs_litert_ref(oracle, c, dtype):
                           "reference")
 
 
-VALIDATOR_REJECTS_INT16 = pytest.mark.xfail(
-    strict=True, raises=ModelFormatError,
-    reason="schema/validate.py requires quantization on every int16 ADD/MUL tensor, but LiteRT "
-           "runs unquantized int16 ADD/MUL as plain integer arithmetic (add.cc EvalAdd)")
-
-
-@VALIDATOR_REJECTS_INT16
 def test_add_int16_unquantized_vs_litert_ref(oracle):
     """No quantization on an int16 ADD: plain wrapping int16 addition (broadcast loop)."""
     rng = np.random.default_rng(16)
     for i in range(20):
         model, inputs = unquantized_case(rng, OP, np.int16, PATTERNS[i % 7], ACTS[i % 4])
         assert_matches_litert(oracle, model, inputs, "reference")
+
+
+def test_add_int16_unquantized_kernel_vs_litert_ref(oracle):
+    """The same cases, bypassing the schema validator: the kernel itself matches."""
+    rng = np.random.default_rng(16)
+    for i in range(20):
+        model, inputs = unquantized_case(rng, OP, np.int16, PATTERNS[i % 7], ACTS[i % 4])
+        assert_kernel_matches_litert(oracle, model, inputs)
 
 
 @examples(80)
@@ -146,8 +147,9 @@ def test_add_rounding_ties_vs_litert_ref(oracle, c):
     assert_matches_litert(oracle, model, inputs, "reference")
 
 
-def test_add_int8_ties_are_exercised():
-    """The tie construction really reaches exact halves (both signs) before rounding."""
+def test_add_int8_ties_are_exercised(oracle):
+    """The tie construction really reaches exact halves (both signs) before rounding, and
+    LiteRT's ADD rounds them away from zero (gemmlowp RoundingDivideByPOT)."""
     rng = np.random.default_rng(0)
     s = float(np.float32(0.01))      # s_out = 2 s exactly in float32
     z1, z2, zo = 3, -7, 5
@@ -161,6 +163,8 @@ def test_add_int8_ties_are_exercised():
     out = run_ours(model, [x1.astype(np.int8), x2.astype(np.int8)]).get_tensor(2)
     ref = np.clip(np.where(exact >= 0, np.floor(exact + 0.5), np.ceil(exact - 0.5)) + zo, -128, 127)
     np.testing.assert_array_equal(out, ref)   # ties away from zero
+    theirs = oracle.run(model, [x1.astype(np.int8), x2.astype(np.int8)], "reference")
+    np.testing.assert_array_equal(theirs.outputs[0], ref)
 
 
 @examples(15)
