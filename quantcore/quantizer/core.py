@@ -247,6 +247,7 @@ class _IntegerQuantizer:
         self.params: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
         self.const_cache: dict[tuple, int] = {}
         self._pending_out: list[tuple[int, int]] = []
+        self.forced: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- calibration -----------------------------------------------------------------
     def collect_ranges(self, dataset: Any, calibrator: Any, default_ranges: Any) -> dict[int, tuple[float, float]]:
@@ -410,6 +411,7 @@ class _IntegerQuantizer:
                 f_of[t] = tf
             return f_of[t]
 
+        self.forced = self._shared_scale_constraints()
         # Graph inputs.
         for t in sg.inputs:
             if not self._is_act(t):
@@ -452,6 +454,48 @@ class _IntegerQuantizer:
             self._quantize_op(o, op, name, home, quantized_version, emit, new_ops, outputs, q_of)
         sg.operators = new_ops
 
+    def _shared_scale_constraints(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Parameters forced on tensors by shared-scale operators (CONCATENATION, ...).
+
+        As the converter's quantization driver does, the output parameters of a
+        shared-scale operator (from its own range) propagate backwards to its inputs,
+        through data-movement operators (pooling, reshape, ...), up to the operator
+        that computes them, which then produces them directly, so no requantization
+        is needed. Where the chain ends at a model input, a constant or an operator
+        with fixed output parameters, the input is requantized instead (a QUANTIZE is
+        inserted at run time). Shared operators are visited last to first so nested
+        concatenations agree.
+        """
+        sg, m = self.sg, self.m
+        producer = {t: o for o, op in enumerate(sg.operators) for t in op.outputs if t >= 0}
+        forced: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for o in range(len(sg.operators) - 1, -1, -1):
+            op = sg.operators[o]
+            name = m.op_name(op)
+            rule = RULES.get(name)
+            if rule is None or not rule.shared or self._denied(o, op, name) or not op.outputs:
+                continue
+            out = op.outputs[0]
+            if not self._is_act(out):
+                continue
+            params = forced.get(out) or self._act_params(*self._range(out))
+            forced[out] = params
+            for j, t in enumerate(op.inputs):
+                if rule.quantized_inputs is not None and j not in rule.quantized_inputs:
+                    continue
+                while t >= 0 and self._is_act(t) and t not in forced and t in producer:
+                    pop = sg.operators[producer[t]]
+                    pname = m.op_name(pop)
+                    prule = RULES.get(pname)
+                    if prule is None or self._denied(producer[t], pop, pname) or prule.fixed_output:
+                        break
+                    forced[t] = params
+                    if not prule.same_as_input:
+                        break
+                    src = pop.inputs[prule.quantized_inputs[0] if prule.quantized_inputs else 0]
+                    t = src
+        return forced
+
     def _quantize_op(self, o, op, name, home, quantized_version, emit, new_ops, outputs, q_of) -> None:
         sg, rule, qtype = self.sg, RULES[name], self.act
         prepend: list[Operator] = []
@@ -476,7 +520,7 @@ class _IntegerQuantizer:
         out_params = None
         if rule.shared:
             t0 = op.outputs[0]
-            out_params = self._act_params(*self._range(t0))
+            out_params = self.forced.get(t0) or self._act_params(*self._range(t0))
         for j, t in enumerate(ins):
             if t >= 0 and sg.tensors[t].type == FLOAT32 and self.m.tensor_data(0, t) is not None:
                 if rule.quantized_inputs is not None and j not in rule.quantized_inputs:
@@ -509,6 +553,8 @@ class _IntegerQuantizer:
                 scale_a, zp_a = self.params[src][0], self.params[src][1]
             elif rule.shared:
                 scale_a, zp_a = out_params
+            elif t in self.forced:
+                scale_a, zp_a = self.forced[t]
             else:
                 scale_a, zp_a = self._act_params(*self._range(t))
             if t in outputs and self.out_type != np.dtype(_NP[qtype]):

@@ -121,8 +121,9 @@ def prepare(ctx: OpContext) -> PoolParams:
                       out_dtype=dtype, **common)
 
 
-def windows(x: np.ndarray, p: PoolParams, fill) -> np.ndarray:
-    """Taps [N, OH, OW, FH*FW, C] (order fy, fx) of x padded with ``fill``."""
+def taps(x: np.ndarray, p: PoolParams, fill):
+    """The window taps in the C++ order (fy, then fx), each an [N, OH, OW, C] view of x
+    padded with ``fill`` (taps outside the image read ``fill``)."""
     pt, pb, pl, pr = p.padding
     sh, sw = p.stride
     fh, fw = p.filter
@@ -131,43 +132,44 @@ def windows(x: np.ndarray, p: PoolParams, fill) -> np.ndarray:
     need_b = max(pb, (oh - 1) * sh + fh - x.shape[1] - pt)
     need_r = max(pr, (ow - 1) * sw + fw - x.shape[2] - pl)
     xp = np.pad(x, ((0, 0), (pt, need_b), (pl, need_r), (0, 0)), constant_values=fill)
-    taps = [xp[:, fy: fy + (oh - 1) * sh + 1: sh, fx: fx + (ow - 1) * sw + 1: sw, :]
-            for fy in range(fh) for fx in range(fw)]
-    return np.stack(taps, axis=3)
+    for fy in range(fh):
+        for fx in range(fw):
+            yield xp[:, fy: fy + (oh - 1) * sh + 1: sh, fx: fx + (ow - 1) * sw + 1: sw, :]
 
 
 def tap_counts(shape: tuple[int, ...], p: PoolParams) -> np.ndarray:
     """Number of in-image taps of each output position, [1, OH, OW, 1] (int64)."""
-    ones = np.ones((1, shape[1], shape[2], 1), np.int64)
-    return windows(ones, p, 0).sum(axis=3)
+    return sum(taps(np.ones((1, shape[1], shape[2], 1), np.int64), p, 0))
 
 
 def eval(p: PoolParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
     if p.kind == "float":
         x = np.asarray(x, np.float32)
         if p.pool == "average":
-            taps = windows(x, p, 0.0)
-            total = np.zeros(taps.shape[:3] + taps.shape[4:], np.float32)
-            for k in range(taps.shape[3]):  # the C++ order of float additions
-                total = total + taps[:, :, :, k, :]
+            total = np.float32(0)
+            for t in taps(x, p, 0.0):   # float32 additions in the C++ order (+0.0 off-image)
+                total = total + t
             v = total / tap_counts(x.shape, p).astype(np.float32)
         else:
             lowest = np.float32(F32_LOWEST)
-            taps = windows(np.where(np.isnan(x), lowest, x), p, lowest)
-            v = np.maximum(taps.max(axis=3), lowest)
+            v = np.full((x.shape[0],) + p.out_hw + (x.shape[3],), lowest, np.float32)
+            for t in taps(np.where(np.isnan(x), lowest, x), p, lowest):
+                v = np.maximum(v, t)
         # ActivationFunctionWithMinMax: min(max(v, lo), hi); NaN passes through.
         v = np.minimum(np.maximum(v, np.float32(p.float_activation_min)), np.float32(p.float_activation_max))
         return [v.astype(np.float32)]
 
     x = np.asarray(x)
     if p.pool == "average":
-        acc = windows(x.astype(np.int64), p, 0).sum(axis=3)
+        acc = sum(taps(x.astype(np.int64), p, 0))
         acc = ((acc + 2**31) & 0xFFFFFFFF) - 2**31   # int32 accumulator
         n = tap_counts(x.shape, p)
         half = n // 2
         # C truncating division of acc +- n/2 by n (rounding half away from zero).
         avg = np.where(acc > 0, (acc + half) // n, -((half - acc) // n))
     else:
-        avg = windows(x, p, np.iinfo(x.dtype).min).max(axis=3).astype(np.int64)
+        avg = np.full((x.shape[0],) + p.out_hw + (x.shape[3],), np.iinfo(x.dtype).min, np.int64)
+        for t in taps(x, p, np.iinfo(x.dtype).min):
+            avg = np.maximum(avg, t)
     out = np.clip(avg, p.quantized_activation_min, p.quantized_activation_max)
     return [out.astype(p.out_dtype)]

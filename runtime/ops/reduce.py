@@ -53,6 +53,16 @@ in double; MBQM64 = the int64 ``MultiplyByQuantizedMultiplier``, eq. 10)::
     p = x_0 - zp_in;  p = MBQM64(int64(p) * (x_i - zp_in), M0, shift) for i = 1..N-1
     out = clamp(MBQM64(p, M0, shift) + zp_out, qmin, qmax)
 
+Two LiteRT behaviours quantcore does not follow (it has no thread count, and it never
+evaluates operators at prepare time): ``ReduceAllDims`` splits reductions of every axis
+with at least 1024 elements per thread across threads, each chunk starting from the
+init value, so with ``num_threads > 1`` float sums change in the last bits and a NaN
+first element no longer survives MAX/MIN (quantcore = one thread, the oracle's
+default); and ``PrepareProd`` evaluates REDUCE_PROD of a constant input with a
+constant axis and at most 8 outputs at prepare time with the *optimized* kernel
+(``optimized_ops::QuantizedReduceProd`` copies the input unscaled when no axis is
+reduced); quantcore computes the reference formula.
+
 Empty inputs: MEAN fills its output with ``quiet_NaN`` of the type (NaN for float,
 0 for integers); quantized MEAN/SUM with a zero-sized dimension write 0; the generic
 reducers write the init value; quantized PROD leaves the output unwritten in LiteRT,
@@ -238,7 +248,7 @@ def _rows(x: np.ndarray, plan: ReducePlan) -> np.ndarray:
     m = 1
     for i in plan.kept:
         m *= int(x.shape[i])
-    return np.transpose(x, plan.kept + plan.reduced[::-1]).reshape(m, plan.num_elements_in_axis)
+    return np.transpose(x, plan.kept + plan.reduced).reshape(m, plan.num_elements_in_axis)
 
 
 def _sequential(ufunc, rows: np.ndarray, init, dtype, from_first: bool) -> np.ndarray:

@@ -74,14 +74,14 @@ def _run(oracle, op, kind, c, *, same_params=True, values=None):
 
 
 @pytest.mark.parametrize("kind", ["float", "int8", "uint8", "int16"])
-@examples(40)
+@examples(80)
 @given(c=pool_cases)
 def test_average_pool_vs_litert_ref(oracle, kind, c):
     _run(oracle, "AVERAGE_POOL_2D", kind, c)
 
 
 @pytest.mark.parametrize("kind", ["float", "int8", "uint8", "int16"])
-@examples(30)
+@examples(60)
 @given(c=pool_cases)
 def test_max_pool_vs_litert_ref(oracle, kind, c):
     _run(oracle, "MAX_POOL_2D", kind, c)
@@ -104,7 +104,7 @@ tie_cases = st.fixed_dictionaries(dict(
 
 
 @pytest.mark.parametrize("kind", ["int8", "uint8", "int16"])
-@examples(25)
+@examples(50)
 @given(c=tie_cases)
 def test_average_pool_int_rounding_ties_vs_litert_ref(oracle, kind, c):
     """Power-of-two windows and small values: many sums are exactly k + 1/2 windows, of both signs."""
