@@ -34,6 +34,7 @@ from quantcore.schema.model import (Buffer, BuiltinOperator, Model, Operator, Op
                                     QuantizationParameters, Tensor, TensorType)
 
 from .calibrate import calibrate
+from .inplace import inplace_pairs
 from .rules import HYBRID, PASSTHROUGH, RULES
 from .versions import op_version
 
@@ -248,12 +249,19 @@ class _IntegerQuantizer:
         self.const_cache: dict[tuple, int] = {}
         self._pending_out: list[tuple[int, int]] = []
         self.forced: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.converter_compatible = True
 
     # -- calibration -----------------------------------------------------------------
     def collect_ranges(self, dataset: Any, calibrator: Any, default_ranges: Any) -> dict[int, tuple[float, float]]:
         ranges: dict[int, tuple[float, float]] = {}
         if dataset is not None:
             cals = calibrate(self.m, dataset, calibrator)
+            if self.converter_compatible:
+                # The converter's calibrator logs in-place inputs after they were
+                # overwritten by the output (see inplace.py).
+                for _, t_in, t_out in inplace_pairs(self.m):
+                    if t_in in cals and t_out in cals:
+                        cals[t_in] = cals[t_in].copy().merge(cals[t_out])
             ranges = {t: c.compute_range() for t, c in cals.items()}
         elif default_ranges is None:
             raise CalibrationError("full integer quantization needs a representative_dataset "
