@@ -13,8 +13,8 @@ Sources (google-ai-edge/LiteRT):
   ``NeonSymmetricQuantizeFloats``, ``NeonAsymmetricQuantizeFloats``, ``NeonMinMax``
   and ``RoundToNearest`` (the pre-ARMv8 branch, which is what x86 compiles);
 * ``tflite/kernels/internal/optimized/sse_tensor_utils.cc``
-  ``SseMatrixBatchVectorMultiplyAccumulateImpl`` (exact int32 dot products, then one
-  float32 multiply-add per output).
+  ``SseMatrixBatchVectorMultiplyAccumulateImpl`` (int32 dot products, then one float32
+  multiply-add per output) and ``SseReductionSumVector`` (int16 lanes).
 
 Exactness of the integer GEMM: every product of two operands below 2^16 in
 magnitude is an integer below 2^32, and any partial sum of fewer than 2^21 of them
@@ -66,12 +66,15 @@ def sequential_dot_f32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     the wheel rounds the product and the sum separately). ``a`` and ``b`` broadcast
     against each other over the leading axes; the last axis is the reduction axis.
     """
-    a = np.asarray(a, F32)
-    b = np.asarray(b, F32)
-    shape = np.broadcast_shapes(a.shape[:-1], b.shape[:-1])
+    # reduction axis first and contiguous, so each step reads two contiguous slices
+    at = np.ascontiguousarray(np.moveaxis(np.asarray(a, F32), -1, 0))
+    bt = np.ascontiguousarray(np.moveaxis(np.asarray(b, F32), -1, 0))
+    shape = np.broadcast_shapes(at.shape[1:], bt.shape[1:])
     total = np.zeros(shape, F32)
-    for k in range(a.shape[-1]):
-        total += a[..., k] * b[..., k]
+    prod = np.empty(shape, F32)
+    for k in range(at.shape[0]):
+        np.multiply(at[k], bt[k], out=prod)
+        np.add(total, prod, out=total)
     return total
 
 
@@ -170,6 +173,73 @@ def batch_quantize_floats(rows: np.ndarray, asymmetric: bool) -> tuple[np.ndarra
         return asymmetric_quantize_floats(rows)
     q, s = symmetric_quantize_floats(rows)
     return q, s, np.zeros(len(s), np.int64)
+
+
+# ---------------------------------------------------------------------------
+# SSE int8 kernels of tensor_utils (sse_tensor_utils.cc)
+# ---------------------------------------------------------------------------
+def sse_matrix_batch_vector_dot(q: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The int32 dot products of ``SseMatrixBatchVectorMultiplyAccumulateImpl``:
+    ``q [B, K] . w [N, K]^T``, exact except for one quirk of ``DotProdInt8x4x4``
+    (and its AVX2 twin), used on the first ``K & ~15`` columns: it moves the sign of
+    the input onto the weight with ``_mm_sign_epi8``, and negating an int8 -128 gives
+    -128, so a weight of -128 times a negative input counts as ``128 * x`` instead of
+    ``-128 * x``. (Symmetric int8 weights never hold -128; uint8 hybrid weights read
+    as int8 can.) Returns int64, wrapped to int32.
+    """
+    qf = np.asarray(q, np.float64)
+    wf = np.asarray(w, np.float64)
+    acc = exact_int_matmul(qf, wf.T)
+    k16 = qf.shape[-1] & ~15
+    if k16:
+        bad = (wf[:, :k16] == -128).astype(np.float64)
+        if bad.any():
+            qneg = np.minimum(qf[:, :k16], 0.0)
+            acc = acc + 256 * exact_int_matmul(qneg, bad.T)
+    return wrap_int32(acc)
+
+
+def sse_reduction_sum_int8(m: np.ndarray) -> np.ndarray:
+    """``SseReductionSumVector`` for int8 rows [R, K]: blocks of 16 are summed pairwise
+    into eight int16 lanes (``_mm_maddubs_epi16`` then ``_mm_add_epi16``, which wraps),
+    a block of 8 is added into the lanes, the lanes are summed in int32 and the last
+    ``K % 8`` values added one by one. Returns int64 values in the int32 range."""
+    w = np.asarray(m, np.int64)
+    r, k = w.shape
+    k16 = k & ~15
+    lanes = np.zeros((r, 8), np.int64)
+    if k16:
+        lanes += w[:, :k16].reshape(r, k16 // 16, 8, 2).sum(axis=(1, 3))
+    col = k16
+    if col < (k & ~7):
+        lanes += w[:, col:col + 8]
+        col += 8
+    lanes = ((lanes + 2**15) & 0xFFFF) - 2**15
+    return wrap_int32(lanes.sum(axis=1) + w[:, col:].sum(axis=1))
+
+
+# Eigen's ptanh_float (EIGEN_FAST_MATH, no FMA): a [9/8] rational approximation in float32.
+_TANH_CLAMP = F32(7.90738964080810547)
+_TANH_ALPHA = [F32(v) for v in (1.394553628e-8, 2.102733560e-5, 3.520756727e-3, 1.340216100e-1)]
+_TANH_BETA = [F32(v) for v in (8.015776984e-7, 3.326951409e-4, 2.597254514e-2, 4.673548340e-1, 1.0)]
+
+
+def eigen_tanh_f32(v: np.ndarray) -> np.ndarray:
+    """``Eigen::ArrayBase::tanh()`` on float32 as the x86 wheel computes it (measured
+    bit-exact against LiteRT's fused TANH on 10^4 values): clamp to +-7.90738964f,
+    ``p = x + x^3 * P(x^2)``, ``q = Q(x^2)`` by Horner with separate float32 multiply
+    and add (no FMA), result ``p / q``. Used by ``tensor_utils::ApplyTanhToVector``."""
+    x = np.clip(np.asarray(v, F32), -_TANH_CLAMP, _TANH_CLAMP).astype(F32)
+    x2 = (x * x).astype(F32)
+    x3 = (x2 * x).astype(F32)
+    p = np.full(x.shape, _TANH_ALPHA[0], F32)
+    for a in _TANH_ALPHA[1:]:
+        p = ((p * x2).astype(F32) + a).astype(F32)
+    q = np.full(x.shape, _TANH_BETA[0], F32)
+    for b in _TANH_BETA[1:]:
+        q = ((q * x2).astype(F32) + b).astype(F32)
+    p = ((x3 * p).astype(F32) + x).astype(F32)
+    return (p / q).astype(F32)
 
 
 def float_to_int32_trunc(x: np.ndarray) -> np.ndarray:

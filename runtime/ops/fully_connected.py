@@ -35,6 +35,16 @@ so its results are bit-exact too.
 Weights with per-tensor quantization keep their zero point (``weights_offset``);
 per-channel weights are taken as symmetric and their zero points are ignored, as
 LiteRT does.
+
+Hybrid (``EvalHybridDense``; the same code on every LiteRT path): each input row is
+quantized to int8 by the NEON quantizers (through NEON_2_SSE on x86), the int32 dot
+products come from the SSE kernel (a weight of -128 in the first ``K & ~15`` columns
+times a negative input is counted with the wrong sign), the row sums for asymmetric
+inputs from ``SseReductionSumVector`` (int16 lanes that wrap), then
+``out = f32(bias + f32(f32(acc) * f32(scale)))`` and the activation, TANH being
+Eigen's float32 approximation. All of it is bit-exact against LiteRT (see
+``_matmul_hybrid.py``). The row sums of a non-constant filter are recomputed on every
+call; LiteRT computes them on the first Eval only.
 """
 from __future__ import annotations
 
@@ -48,8 +58,9 @@ from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
 
 from ._common import (FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext, TensorInfo,
                       clamp_float)
-from ._matmul_hybrid import (batch_quantize_floats, exact_int_matmul, requantize_double,
-                             sequential_dot_f32)
+from ._matmul_hybrid import (batch_quantize_floats, eigen_tanh_f32, exact_int_matmul,
+                             requantize_double, sequential_dot_f32, sse_matrix_batch_vector_dot,
+                             sse_reduction_sum_int8)
 
 NUMERICS = ("reference",)
 
@@ -191,7 +202,7 @@ def prepare(ctx: OpContext) -> FullyConnectedParams:
             bias=None if b is None or b.data is None else b.data.astype(F32),
             activation=act, asymmetric_quantize_inputs=asym, filter_scale=float(F32(w.scale[0])),
             per_channel_scale=per_channel,
-            row_sums=None if wq is None else wq.astype(np.int64).sum(axis=1), **common)
+            row_sums=None if wq is None else sse_reduction_sum_int8(wq), **common)
 
     # ---------------- quantized ----------------
     ctx.check_type(x, (INT8, UINT8, INT16), "input")
@@ -358,7 +369,7 @@ def _apply_float_activation(v: np.ndarray, act: int) -> np.ndarray:
     if act == _RELU6:
         return np.maximum(F32(0), np.minimum(v, F32(6))).astype(F32)
     if act == _TANH:
-        return np.tanh(v).astype(F32)
+        return eigen_tanh_f32(v)
     if act == _SIGN_BIT:
         return np.signbit(v).astype(F32)
     return v
@@ -366,7 +377,8 @@ def _apply_float_activation(v: np.ndarray, act: int) -> np.ndarray:
 
 def _eval_hybrid(p: FullyConnectedParams, x2: np.ndarray, wq: np.ndarray, bias: np.ndarray | None,
                  total_input: np.ndarray) -> np.ndarray:
-    """``EvalHybridDense``: quantize each input row, exact int32 dot products, then
+    """``EvalHybridDense``: quantize each input row, int32 dot products (SSE kernel),
+    ``sum -= input_offset * row_sum`` (asymmetric inputs), then
     ``out = f32(bias + f32(f32(sum) * f32(row_scale)))`` and the activation."""
     batches = x2.shape[0]
     out = np.zeros((batches, p.num_units), F32) if bias is None else np.broadcast_to(
@@ -379,10 +391,10 @@ def _eval_hybrid(p: FullyConnectedParams, x2: np.ndarray, wq: np.ndarray, bias: 
         row_scale = scaling[:, None]
     else:
         row_scale = (p.per_channel_scale[None, :] * scaling[:, None]).astype(F32)
-    acc = wrap_int32(exact_int_matmul(q, wq.T))
+    acc = sse_matrix_batch_vector_dot(q, wq)
     if p.asymmetric_quantize_inputs:
-        row_sums = p.row_sums if p.row_sums is not None else wq.astype(np.int64).sum(axis=1)
-        acc = wrap_int32(acc - wrap_int32(offsets[:, None] * wrap_int32(row_sums)[None, :]))
+        row_sums = p.row_sums if p.row_sums is not None else sse_reduction_sum_int8(wq)
+        acc = wrap_int32(acc - wrap_int32(offsets[:, None] * row_sums[None, :]))
     out = (out + (acc.astype(F32) * row_scale).astype(F32)).astype(F32)
     return _apply_float_activation(out, p.activation)
 
