@@ -8,8 +8,10 @@ per-channel weights, MAX_POOL_2D, a signature and metadata) and breaks one rule 
 quantcore's writer (which does not validate) or by patching bytes of the written
 file. ``expected.json`` maps each file to what ``read_model`` must raise:
 ``ModelFormatError`` whose message contains ``message`` and whose ``path`` equals
-``path`` (when given). ``tests/test_malformed.py`` checks every entry, and that this
-script still produces exactly the files on disk.
+``path`` (when not null); ``why`` says which rule or advisory the file exercises.
+The valid starting points are listed as ``{"valid": true}``.
+``tests/test_malformed.py`` checks every entry, and that this script still produces
+exactly the files on disk.
 
 Usage::
 
@@ -129,9 +131,6 @@ def patch(data: bytes, pos: int, fmt: str, value) -> bytes:
 # ---------------------------------------------------------------------------
 # Cases
 # ---------------------------------------------------------------------------
-Case = tuple[bytes, str, str | None]  # (file bytes, message substring, error path)
-
-
 def _edit(fn: Callable[[Model], None]) -> bytes:
     m = copy.deepcopy(base_model())
     fn(m)
@@ -413,6 +412,11 @@ def cases() -> dict[str, tuple[bytes, dict]]:
     add("conv_dilation_negative",
         _edit(lambda m: sg0(m).operators[0].builtin_options.__setitem__("dilation_h_factor", -1)),
         "dilation_h_factor is -1", "subgraphs[0].operators[0].builtin_options.dilation_h_factor")
+    add("options_enum_out_of_range",
+        _edit(lambda m: sg0(m).operators[0].builtin_options.__setitem__("fused_activation_function", 42)),
+        "fused_activation_function is 42, not a ActivationFunctionType",
+        "subgraphs[0].operators[0].builtin_options.fused_activation_function",
+        "LiteRT refuses some unknown enum values at load (FullyConnected weights_format)")
     add("pool_filter_zero",
         _edit(lambda m: sg0(m).operators[1].builtin_options.__setitem__("filter_width", 0)),
         "filter_width is 0", "subgraphs[0].operators[1].builtin_options.filter_width")

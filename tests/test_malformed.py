@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -88,9 +89,8 @@ def test_corpus_base_models_are_valid(name, oracle):
     data = (CORPUS / name).read_bytes()
     model = read_model(data)
     assert write_model(model) == data
-    inputs = [__import__("numpy").zeros(model.subgraphs[0].tensors[i].shape,
-                                        model.subgraphs[0].tensors[i].dtype)
-              for i in model.subgraphs[0].inputs]
+    sg = model.subgraphs[0]
+    inputs = [np.zeros(sg.tensors[i].shape, sg.tensors[i].dtype) for i in sg.inputs]
     result = oracle.run(data, inputs, "reference", preserve_all_tensors=False)
     assert result.ok, result.error
 
@@ -107,9 +107,13 @@ def test_object_budget_is_fast():
 # ---------------------------------------------------------------------------
 # Byte-level mutations
 # ---------------------------------------------------------------------------
-def seed_models() -> list[bytes]:
+def seed_models(max_bytes: int | None = 32 * 1024) -> list[bytes]:
+    """The valid corpus models and the fixture models (up to ``max_bytes`` each:
+    mutations of a large model mostly hit weights, and each costs a full read and
+    write, so default runs keep to the small ones)."""
     seeds = [(CORPUS / name).read_bytes() for name in VALID]
-    seeds += [p.read_bytes() for p in FIXTURE_MODELS]
+    seeds += [p.read_bytes() for p in FIXTURE_MODELS
+              if max_bytes is None or p.stat().st_size <= max_bytes]
     return seeds
 
 
@@ -157,10 +161,11 @@ def check_mutant(data: bytes, what: str):
     return model
 
 
-def run_mutations(seed: int, count: int | None = None, seconds: float | None = None):
+def run_mutations(seed: int, count: int | None = None, seconds: float | None = None,
+                  max_bytes: int | None = 32 * 1024):
     """Mutate the seed models; returns the accepted mutants (that differ from their seed)."""
     rng = random.Random(seed)
-    seeds = seed_models()
+    seeds = seed_models(max_bytes)
     accepted = []
     t0 = time.perf_counter()
     k = 0
@@ -182,11 +187,14 @@ def test_mutations_raise_only_model_format_error():
     assert time.perf_counter() - t0 < 30
 
 
+SMALL_SEEDS = seed_models(16 * 1024)
+
+
 @settings(max_examples=150, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 @given(st.data())
 def test_mutations_hypothesis(data):
-    base = data.draw(st.sampled_from(seed_models()), label="seed model")
+    base = data.draw(st.sampled_from(SMALL_SEEDS), label="seed model")
     out = bytearray(base)
     for _ in range(data.draw(st.integers(1, 3), label="edits")):
         pos = data.draw(st.integers(0, max(len(out) - 4, 0)), label="position") & ~3
@@ -203,7 +211,7 @@ def test_mutation_fuzz_campaign():
     seed = int(os.environ.get("QUANTCORE_FUZZ_SEED", random.randrange(1 << 30)))
     seconds = float(os.environ.get("QUANTCORE_FUZZ_SECONDS", "60"))
     print(f"fuzz seed {seed} ({seconds} s); reproduce with QUANTCORE_FUZZ_SEED={seed}")
-    run_mutations(seed=seed, seconds=seconds)
+    run_mutations(seed=seed, seconds=seconds, max_bytes=None)
 
 
 # ---------------------------------------------------------------------------
