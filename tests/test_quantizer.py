@@ -103,7 +103,7 @@ def test_int8_tensor_types_and_parameters():
     assert by_name["conv/w"].type_name == "INT8" and len(by_name["conv/w"].quantization.scale) == 6
     assert by_name["dw/w"].quantization.quantized_dimension == 3
     assert by_name["conv/b"].type_name == "INT32"
-    s_in = by_name["input_quantized"].quantization.scale[0]
+    s_in = by_name["tfl.quantize"].quantization.scale[0]
     np.testing.assert_array_equal(by_name["conv/b"].quantization.scale,
                                   (np.float64(s_in) * by_name["conv/w"].quantization.scale.astype(np.float64))
                                   .astype(np.float32))

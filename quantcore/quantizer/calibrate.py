@@ -1,6 +1,7 @@
 """Running a float model over representative data and recording tensor statistics."""
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -9,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from quantcore.calibration import Calibrator, make_calibrator
-from quantcore.errors import CalibrationError
+from quantcore.errors import CalibrationError, InputError
 from quantcore.runtime import Interpreter
+from quantcore.schema import read_model, write_model
 from quantcore.schema.model import Model, TensorType
 
 
@@ -80,29 +82,60 @@ class _Progress:
 
 def calibrate(model: Model, dataset: Any, calibrator: str | Calibrator = "minmax",
               tensors: Iterable[int] | None = None,
-              observer: Callable[[int, np.ndarray], None] | None = None) -> dict[int, Calibrator]:
+              observer: Callable[[int, np.ndarray], None] | None = None,
+              workers: int | None = None) -> dict[int, Calibrator]:
     """Run subgraph 0 of a float model over ``dataset``; one calibrator per float tensor.
 
     Every non-constant float32 tensor of subgraph 0 is observed (or only ``tensors``).
     Input samples are checked first: a NaN raises ``CalibrationError`` naming the
     input and the sample; a shape or dtype that does not fit raises it too.
+
+    ``workers > 1``: the samples are materialized into a list and split into
+    ``min(workers, len(samples))`` contiguous shards, in order; each shard runs in a
+    ``multiprocessing`` pool (spawn context) whose worker builds its own interpreter
+    from the serialized model and returns its calibrators, which are merged in shard
+    order. Every calibrator's merge is exact (MovingAverageMinMax replays samples in
+    merge order), so the result equals the single-process one. Samples and the
+    calibrator must be picklable; ``observer`` cannot be used (it would run in
+    another process). As with any spawn-based pool, a script calling this must
+    guard its entry point with ``if __name__ == "__main__":``.
     """
-    it = Interpreter(model=model)
-    it.allocate_tensors()
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                or workers < 1):
+        raise InputError(f"workers must be a positive integer or None, not {workers!r}")
     sg = model.subgraphs[0]
     if tensors is None:
         tensors = [i for i, t in enumerate(sg.tensors)
                    if t.type == TensorType.FLOAT32 and model.tensor_data(0, i) is None]
     tensors = list(tensors)
-    cals = {i: make_calibrator(calibrator) for i in tensors}
-    details = it.get_input_details()
+    if workers is not None and workers > 1:
+        if observer is not None:
+            raise InputError("observer= cannot be combined with workers > 1: it would run in the "
+                             "worker processes")
+        return _calibrate_parallel(model, dataset, calibrator, tensors, int(workers))
     try:
         total = len(dataset) if hasattr(dataset, "__len__") and not callable(dataset) else None
     except TypeError:
         total = None
     progress = _Progress(total, "calibrating")
+    cals, count = _run(model, iterate_dataset(dataset), calibrator, tensors, observer, 0, progress)
+    progress.close()
+    if count == 0 and tensors:
+        raise CalibrationError("the representative dataset is empty")
+    return cals
+
+
+def _run(model: Model, samples: Iterable, calibrator: str | Calibrator, tensors: list[int],
+         observer: Callable[[int, np.ndarray], None] | None, first_index: int,
+         progress: _Progress | None = None) -> tuple[dict[int, Calibrator], int]:
+    """The calibration loop over ``samples`` (numbered from ``first_index`` in
+    messages); returns the calibrators and the number of samples run."""
+    it = Interpreter(model=model)
+    it.allocate_tensors()
+    cals = {i: make_calibrator(calibrator) for i in tensors}
+    details = it.get_input_details()
     count = 0
-    for n, sample in enumerate(iterate_dataset(dataset)):
+    for n, sample in enumerate(samples, start=first_index):
         arrays = _sample_inputs(sample, model, n)
         for d, x in zip(details, arrays):
             if x.dtype.kind == "f" and np.isnan(x).any():
@@ -129,8 +162,40 @@ def calibrate(model: Model, dataset: Any, calibrator: str | Calibrator = "minmax
                 if observer is not None:
                     observer(i, v)
         count += 1
-        progress.update(count)
+        if progress is not None:
+            progress.update(count)
+    return cals, count
+
+
+def _calibrate_shard(job: tuple) -> dict[int, Calibrator]:
+    """Worker entry point: (model bytes, samples, calibrator, tensors, first index)."""
+    model_bytes, samples, calibrator, tensors, first_index = job
+    return _run(read_model(model_bytes), samples, calibrator, tensors, None, first_index)[0]
+
+
+def _calibrate_parallel(model: Model, dataset: Any, calibrator: str | Calibrator, tensors: list[int],
+                        workers: int) -> dict[int, Calibrator]:
+    samples = list(iterate_dataset(dataset))
+    if not samples:
+        if tensors:
+            raise CalibrationError("the representative dataset is empty")
+        return {}
+    k = min(workers, len(samples))
+    if k == 1:
+        return _run(model, samples, calibrator, tensors, None, 0)[0]
+    prototype = make_calibrator(calibrator)   # a fresh instance: names and classes pickle alike
+    bounds = [len(samples) * j // k for j in range(k + 1)]
+    model_bytes = write_model(model)
+    jobs = [(model_bytes, samples[bounds[j]:bounds[j + 1]], prototype, tensors, bounds[j]) for j in range(k)]
+    progress = _Progress(len(samples), f"calibrating ({k} processes)")
+    shards = []
+    with multiprocessing.get_context("spawn").Pool(k) as pool:
+        for j, cals in enumerate(pool.imap(_calibrate_shard, jobs)):   # results in shard order
+            shards.append(cals)
+            progress.update(bounds[j + 1])
     progress.close()
-    if count == 0 and tensors:
-        raise CalibrationError("the representative dataset is empty")
-    return cals
+    merged = shards[0]
+    for cals in shards[1:]:
+        for i in tensors:
+            merged[i].merge(cals[i])
+    return merged

@@ -53,7 +53,7 @@ class QuantizationReport:
 
 def _load(model: Any) -> Model:
     if isinstance(model, Model):
-        return copy.deepcopy(model)
+        return read_model(write_model(model))  # an independent copy (data may be memoryviews)
     if isinstance(model, (bytes, bytearray, memoryview, str, os.PathLike)):
         return read_model(model)
     raise InputError(f"model must be a path, bytes or a Model, not {type(model).__name__}")
@@ -91,16 +91,85 @@ def quantize(model: Any, *, representative_dataset: Any = None, mode: str = "int
             if t.type in _ACT_TYPE.values() and i == 0:
                 raise InputError(f"the model is already quantized (tensor {t.name!r} is {t.type_name})")
     if mode == "float16":
-        return write_model(_float16(m))
+        return write_model(_finish(_float16(m)))
     if mode == "dynamic":
-        return write_model(_dynamic(m, per_channel))
+        return write_model(_finish(_dynamic(m, per_channel)))
     q = _IntegerQuantizer(m, mode, per_channel, np.dtype(inference_input_type),
                           np.dtype(inference_output_type), denylist)
     q.ranges = q.collect_ranges(representative_dataset, calibrator, default_ranges)
     q.run()
     if report is not None:
         report.float_ops = q.float_ops
-    return write_model(q.m)
+    return write_model(_finish(q.m))
+
+
+def _finish(m: Model) -> Model:
+    return _prune(_merge_opcodes(m))
+
+
+def _prune(m: Model) -> Model:
+    """Drop tensors no operator, model input/output or signature uses any more (the
+    float originals of quantized constants) and buffers no tensor uses, renumbering
+    the rest in order, as the converter's output has none."""
+    used_buffers = {0}
+    for s, sg in enumerate(m.subgraphs):
+        used = set(sg.inputs) | set(sg.outputs)
+        for op in sg.operators:
+            used.update(t for t in op.inputs + op.outputs + (op.intermediates or []) if t >= 0)
+        for sig in m.signature_defs or []:
+            if sig.subgraph_index == s:
+                used.update(tm.tensor_index for tm in sig.inputs + sig.outputs)
+        keep = sorted(used)
+        remap = {old: new for new, old in enumerate(keep)}
+        sg.tensors = [sg.tensors[i] for i in keep]
+        sg.inputs = [remap[i] for i in sg.inputs]
+        sg.outputs = [remap[i] for i in sg.outputs]
+        for op in sg.operators:
+            op.inputs = [remap[t] if t >= 0 else t for t in op.inputs]
+            op.outputs = [remap[t] if t >= 0 else t for t in op.outputs]
+            if op.intermediates:
+                op.intermediates = [remap[t] for t in op.intermediates]
+        for sig in m.signature_defs or []:
+            if sig.subgraph_index == s:
+                for tm in sig.inputs + sig.outputs:
+                    tm.tensor_index = remap[tm.tensor_index]
+        used_buffers.update(t.buffer for t in sg.tensors)
+    used_buffers.update(md.buffer for md in m.metadata or [])
+    used_buffers.update(m.metadata_buffer or [])
+    keep_b = sorted(b for b in used_buffers if b < len(m.buffers))
+    bmap = {old: new for new, old in enumerate(keep_b)}
+    m.buffers = [m.buffers[i] for i in keep_b]
+    for sg in m.subgraphs:
+        for t in sg.tensors:
+            t.buffer = bmap[t.buffer]
+    for md in m.metadata or []:
+        md.buffer = bmap[md.buffer]
+    if m.metadata_buffer:
+        m.metadata_buffer = [bmap[b] for b in m.metadata_buffer]
+    return m
+
+
+def _merge_opcodes(m: Model) -> Model:
+    """One OperatorCode per operator type, at the highest version any use needs.
+
+    The converter's writer keeps a single entry per builtin (its version is the
+    maximum over the operators using it), listed in order of first use; codes no
+    operator uses any more are dropped.
+    """
+    codes: dict[tuple[int, str | None], int] = {}
+    merged: list[OperatorCode] = []
+    for sg in m.subgraphs:
+        for op in sg.operators:
+            c = m.operator_codes[op.opcode_index]
+            key = (c.code, c.custom_code)
+            if key not in codes:
+                codes[key] = len(merged)
+                merged.append(copy.copy(c))
+            else:
+                merged[codes[key]].version = max(merged[codes[key]].version, c.version)
+            op.opcode_index = codes[key]
+    m.operator_codes = merged
+    return m
 
 
 # ---------------------------------------------------------------------------
@@ -131,25 +200,48 @@ def _new_buffer(m: Model, data: bytes) -> int:
 
 
 def _float16(m: Model) -> Model:
-    """Every float32 constant becomes a float16 constant feeding a DEQUANTIZE."""
+    """Every float32 constant becomes float16, dequantized at the start of the graph.
+
+    As the converter lays it out: the constant keeps its index and name but holds
+    float16 data; a new float32 tensor ``<name>1`` produced by a DEQUANTIZE replaces
+    it in every operator; the DEQUANTIZE operators come first, in descending order
+    of constant index.
+    """
     for s, sg in enumerate(m.subgraphs):
-        first_use: dict[int, int] = {}
-        for o, op in enumerate(sg.operators):
-            for t in op.inputs:
-                if t >= 0 and t not in first_use:
-                    first_use[t] = o
-        inserts: list[tuple[int, Operator]] = []
-        for t, tensor in enumerate(list(sg.tensors)):
+        used = {t for op in sg.operators for t in op.inputs if t >= 0}
+        new_ops: list[Operator] = []
+        rename: dict[int, int] = {}
+        for t in sorted(used, reverse=True):
+            tensor = sg.tensors[t]
             data = m.tensor_data(s, t)
-            if tensor.type != FLOAT32 or data is None or t not in first_use:
+            if tensor.type != FLOAT32 or data is None:
                 continue
-            half = _new_tensor(m, s, tensor, type=int(TensorType.FLOAT16), name=tensor.name + "_fp16",
-                               buffer=_new_buffer(m, data.astype("<f2").tobytes()), quantization=None)
-            tensor.buffer = 0
-            inserts.append((first_use[t], Operator(opcode_index=_opcode(m, "DEQUANTIZE", 3),
-                                                   inputs=[half], outputs=[t])))
-        _insert_ops(sg, inserts)
+            out = _new_tensor(m, s, tensor, name=_unique_name(sg, tensor.name), buffer=0, quantization=None)
+            tensor.type = int(TensorType.FLOAT16)
+            tensor.buffer = _new_buffer(m, data.astype("<f2").tobytes())
+            new_ops.append(Operator(opcode_index=_opcode(m, "DEQUANTIZE", 3), inputs=[t], outputs=[out]))
+            rename[t] = out
+        for op in sg.operators:
+            op.inputs = [rename.get(t, t) for t in op.inputs]
+        sg.operators = new_ops + sg.operators
     return m
+
+
+def _unique_name(sg, name: str) -> str:
+    """The converter's name for a new tensor derived from ``name``.
+
+    Its writer makes names unique with a per-base counter: a tensor ``X`` that
+    needs a twin becomes ``X1``, but when ``name`` is itself ``X<k>`` for an existing
+    base ``X`` the next free ``X<j>`` is used (``...Conv2D1`` -> ``...Conv2D2``).
+    """
+    names = {t.name for t in sg.tensors}
+    base = name.rstrip("0123456789")
+    if base == name or base not in names:
+        base = name
+    k = 1
+    while f"{base}{k}" in names:
+        k += 1
+    return f"{base}{k}"
 
 
 def _insert_ops(sg, inserts: list[tuple[int, Operator]]) -> None:
@@ -164,7 +256,8 @@ def _insert_ops(sg, inserts: list[tuple[int, Operator]]) -> None:
     sg.operators = out
 
 
-def quantize_weights_symmetric(w: np.ndarray, axis: int | None, dtype=np.int8
+def quantize_weights_symmetric(w: np.ndarray, axis: int | None, dtype=np.int8, *,
+                               legacy: bool = False, double: bool = False
                                ) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric narrow-range weights as the converter makes them (eq. 5).
 
@@ -172,10 +265,25 @@ def quantize_weights_symmetric(w: np.ndarray, axis: int | None, dtype=np.int8
     to 5e-7), ``q = clamp(roundf(f32(w * f32(1 / double(scale_c)))), -127, 127)``
     (``SymmetricPerChannelQuantizeValues``). Per tensor: the same scale, values
     ``roundf(w * f32(127 / f32(max|w|)))`` (``PortableSymmetricQuantizeFloats``).
+    With ``legacy`` (the 16x8 quantizer, ``tools/optimize/quantization_utils.cc``
+    ``SymmetricQuantizeTensorPerChannel``): ``scale_c = f32(a_c / 127)`` and values
+    ``roundf(w * f32(127 / a_c))``; an all-zero channel gets scale 0.
+    With ``double`` (the MLIR dynamic-range quantizer, ``quantizeAttrUniform``): the
+    usual scales, values ``round(double(w) / double(scale_c))``.
     Returns (values, scales).
     """
     w = np.asarray(w, np.float32)
     qmin, qmax = qrange(dtype, narrow_range=True)
+    if legacy and axis is not None:
+        moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+        a = (np.max(np.abs(moved), axis=1) if moved.size else np.zeros(w.shape[axis])).astype(np.float32)
+        scales = (a / np.float32(qmax)).astype(np.float32)
+        with np.errstate(divide="ignore"):
+            inv = np.where(a == 0, np.float32(0), np.float32(qmax) / a).astype(np.float32)
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        q = round_half_away((w * inv.reshape(shape)).astype(np.float32))
+        return np.clip(q, qmin, qmax).astype(dtype), scales
     if axis is None:
         a = float(np.max(np.abs(w))) if w.size else 0.0
         qp = choose_qparams(-a, a, dtype, symmetric=True)
@@ -186,9 +294,12 @@ def quantize_weights_symmetric(w: np.ndarray, axis: int | None, dtype=np.int8
     moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
     a = np.max(np.abs(moved), axis=1) if moved.size else np.zeros(w.shape[axis])
     qp = choose_qparams(-a, a, dtype, symmetric=True)
-    inv = (1.0 / qp.scale.astype(np.float64)).astype(np.float32)
     shape = [1] * w.ndim
     shape[axis] = -1
+    if double:
+        q = round_half_away(w.astype(np.float64) / qp.scale.astype(np.float64).reshape(shape))
+        return np.clip(q, qmin, qmax).astype(dtype), qp.scale
+    inv = (1.0 / qp.scale.astype(np.float64)).astype(np.float32)
     q = round_half_away((w * inv.reshape(shape)).astype(np.float32))
     return np.clip(q, qmin, qmax).astype(dtype), qp.scale
 
@@ -208,14 +319,18 @@ def _dynamic(m: Model, per_channel: bool) -> Model:
             data = m.tensor_data(0, t)
             if tensor.type != FLOAT32 or data is None or data.size < 1024:
                 continue  # the converter leaves weights under 1024 elements in float
-            ax = axis if per_channel and axis is not None and name != "FULLY_CONNECTED" else None
-            q, scales = quantize_weights_symmetric(data, ax)
+            ax = axis if per_channel and axis is not None else None
+            # the MLIR dynamic-range quantizer divides in double
+            q, scales = quantize_weights_symmetric(data, ax, double=True)
             new = _new_tensor(m, 0, tensor, type=int(TensorType.INT8),
                               buffer=_new_buffer(m, q.tobytes()),
                               quantization=QuantizationParameters(
                                   scale=scales, zero_point=np.zeros(len(scales), np.int64),
                                   quantized_dimension=ax or 0))
             op.inputs[j] = new
+            if name == "FULLY_CONNECTED" and op.builtin_options is not None:
+                # the converter asks the hybrid kernel to quantize inputs asymmetrically
+                op.builtin_options["asymmetric_quantize_inputs"] = True
         code = m.operator_codes[op.opcode_index]
         types = [sg.tensors[i].type if i >= 0 else None for i in op.inputs]
         op.opcode_index = _opcode(m, name, op_version(name, types, [sg.tensors[i].type for i in op.outputs],
@@ -300,9 +415,26 @@ class _IntegerQuantizer:
                                                      quantized_dimension=axis)
         self.params[t] = (np.asarray(scale, np.float32), np.asarray(zp, np.int64), axis)
 
-    def _new_act(self, like: int, suffix: str) -> int:
+    def _new_act(self, like: int, suffix: str | None, role: str = "") -> int:
+        """A new activation tensor shaped like ``like``.
+
+        Names follow the converter so models can be diffed: the MLIR quantizer (int8)
+        calls the quantized copy of a model input ``tfl.quantize`` and the integer
+        copy of a model output ``<name>1``; the legacy quantizer (16x8) uses
+        ``<name>_int16`` for both.
+        """
         t = self.sg.tensors[like]
-        return _new_tensor(self.m, 0, t, name=t.name + suffix, buffer=0, quantization=None,
+        if suffix is None:
+            if self.mode == "int16x8":
+                name = t.name + "_int16"
+            elif role == "input":
+                self._quantize_count = getattr(self, "_quantize_count", 0) + 1
+                name = "tfl.quantize" + ("" if self._quantize_count == 1 else str(self._quantize_count - 1))
+            else:
+                name = t.name + "1"
+        else:
+            name = t.name + suffix
+        return _new_tensor(self.m, 0, t, name=name, buffer=0, quantization=None,
                            type=t.type, shape=list(t.shape))
 
     # -- constants ---------------------------------------------------------------------
@@ -330,7 +462,7 @@ class _IntegerQuantizer:
             q = affine_quantize(data, qp.scale, qp.zero_point, np.uint8)
             return self._const(t, ("w", None), q, qp.scale, qp.zero_point, int(TensorType.UINT8))
         ax = axis if self.per_channel and data.ndim > axis else None
-        q, scales = quantize_weights_symmetric(data, ax)
+        q, scales = quantize_weights_symmetric(data, ax, legacy=self.mode == "int16x8")
         return self._const(t, ("w", ax), q, scales, np.zeros(len(scales), np.int64),
                            int(TensorType.INT8), ax or 0)
 
@@ -379,6 +511,12 @@ class _IntegerQuantizer:
             return "LiteRT has no 16x8 kernel"
         return None
 
+    def _version_type(self, tensor_type: int) -> int:
+        """The legacy 16x8 quantizer writes the operator versions of the int8 signature."""
+        if self.mode == "int16x8" and tensor_type == int(TensorType.INT16):
+            return int(TensorType.INT8)
+        return tensor_type
+
     def _is_act(self, t: int) -> bool:
         return t >= 0 and self.sg.tensors[t].type == FLOAT32 and self.m.tensor_data(0, t) is None
 
@@ -392,8 +530,13 @@ class _IntegerQuantizer:
         qtype = self.act
 
         def emit(name: str, src: int, dst: int) -> None:
-            version = op_version(name, [sg.tensors[src].type], [sg.tensors[dst].type], {}, sg.tensors,
-                                 [src], 1)
+            src_t, dst_t = sg.tensors[src].type, sg.tensors[dst].type
+            if name == "QUANTIZE" and src_t != FLOAT32:
+                # the legacy 16x8 quantizer versions its requantize ops by their real types
+                version = op_version(name, [src_t], [dst_t], {}, sg.tensors, [src], 1)
+            else:
+                version = op_version(name, [self._version_type(src_t)], [self._version_type(dst_t)], {},
+                                     sg.tensors, [src], 1)
             new_ops.append(Operator(opcode_index=_opcode(m, name, version), inputs=[src], outputs=[dst],
                                     builtin_options_type=0))
 
@@ -401,7 +544,7 @@ class _IntegerQuantizer:
             if home.get(t) == "q":
                 return t
             if t not in q_of:
-                tq = self._new_act(t, "_quantized")
+                tq = self._new_act(t, None, role="input")
                 scale, zp = self._act_params(*self._range(t))
                 self._set(tq, scale, zp, qtype)
                 emit("QUANTIZE", t, tq)
@@ -419,7 +562,9 @@ class _IntegerQuantizer:
                 f_of[t] = tf
             return f_of[t]
 
-        self.forced = self._shared_scale_constraints()
+        # The MLIR quantizer (int8) propagates shared scales backwards; the legacy
+        # quantizer used for 16x8 requantizes instead.
+        self.forced = self._shared_scale_constraints() if self.mode != "int16x8" else {}
         # Graph inputs.
         for t in sg.inputs:
             if not self._is_act(t):
@@ -431,7 +576,7 @@ class _IntegerQuantizer:
                 if self.in_type == np.uint8 and qtype == int(TensorType.INT8):
                     self._set(t, scale, zp + 128, int(TensorType.UINT8))
                     home[t] = "f"   # not the int8 version: a QUANTIZE follows
-                    tq = self._new_act(t, "_int8")
+                    tq = self._new_act(t, None, role="input")
                     self._set(tq, scale, zp, qtype)
                     emit("QUANTIZE", t, tq)
                     q_of[t] = tq
@@ -567,7 +712,7 @@ class _IntegerQuantizer:
                 scale_a, zp_a = self._act_params(*self._range(t))
             if t in outputs and self.out_type != np.dtype(_NP[qtype]):
                 # Graph output in float (or uint8): the op writes a new integer tensor.
-                tq = self._new_act(t, "_int")
+                tq = self._new_act(t, None, role="output")
                 self._set(tq, scale_a, zp_a, qtype)
                 op.outputs[k] = tq
                 q_of[t] = tq
@@ -577,8 +722,8 @@ class _IntegerQuantizer:
                 self._set(t, scale_a, zp_a, qtype)
                 home[t] = "q"
         code = self.m.operator_codes[op.opcode_index]
-        in_types = [sg.tensors[i].type if i >= 0 else None for i in op.inputs]
-        out_types = [sg.tensors[i].type for i in op.outputs]
+        in_types = [self._version_type(sg.tensors[i].type) if i >= 0 else None for i in op.inputs]
+        out_types = [self._version_type(sg.tensors[i].type) for i in op.outputs]
         op.opcode_index = _opcode(self.m, name, op_version(name, in_types, out_types, op.options,
                                                            sg.tensors, op.inputs, code.version))
         new_ops.append(op)
