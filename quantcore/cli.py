@@ -61,9 +61,209 @@ def _inspect_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------
+# run
+# ---------------------------------------------------------------------------
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="path to a .tflite file")
+    p.add_argument("--inputs", help=".npy (one input) or .npz (by input name); default: seeded random")
+    p.add_argument("-o", "--output", help="write the outputs to this .npz (by output name)")
+    p.add_argument("--numerics", default="reference", choices=["reference", "optimized", "xnnpack", "micro"])
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+
+    from quantcore.compare import default_inputs, load_inputs
+    from quantcore.runtime import Interpreter
+    from quantcore.schema import atomic_write, read_model
+
+    model = read_model(args.model)
+    inputs = load_inputs(args.inputs, model) if args.inputs else default_inputs(model, args.seed)
+    it = Interpreter(model=model, numerics=args.numerics)
+    it.allocate_tensors()
+    for d, x in zip(it.get_input_details(), inputs):
+        it.set_tensor(d["index"], x)
+    it.invoke()
+    outputs = {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()}
+    for name, value in outputs.items():
+        flat = value.reshape(-1)
+        head = ", ".join(f"{v:g}" if value.dtype.kind == "f" else str(v) for v in flat[:8])
+        print(f"{name}: {value.dtype} {list(value.shape)} [{head}{', ...' if flat.size > 8 else ''}]")
+    if args.output:
+        buf = io.BytesIO()
+        np.savez(buf, **outputs)
+        atomic_write(args.output, buf.getvalue())
+        print(f"wrote {args.output}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# quantize
+# ---------------------------------------------------------------------------
+def _quantize_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="float .tflite model")
+    p.add_argument("-o", "--output", required=True, help="quantized .tflite to write")
+    p.add_argument("--data", help="calibration data: .npy, .npz or a directory of .npy files or images")
+    p.add_argument("--mode", default="int8", choices=["int8", "int16x8", "dynamic", "float16", "uint8"])
+    p.add_argument("--io", default="float32", choices=["float32", "int8", "uint8", "int16"],
+                   help="type of the model's inputs and outputs (default float32)")
+    p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weights")
+    p.add_argument("--calibrator", default="minmax", help="minmax, moving_average, percentile, mse, entropy")
+    p.add_argument("--denylist", default="", help="comma-separated op types, tensor names or op indices "
+                   "to keep in float")
+    p.add_argument("--default-ranges", nargs=2, type=float, metavar=("MIN", "MAX"),
+                   help="range for activations without statistics (dummy quantization)")
+
+
+def _quantize_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from quantcore.datasets import representative_dataset
+    from quantcore.quantizer import QuantizationReport, quantize
+    from quantcore.schema import atomic_write, read_model
+
+    model = read_model(args.model)
+    dataset = representative_dataset(args.data, model) if args.data else None
+    report = QuantizationReport([])
+    io_type = np.dtype(args.io)
+    data = quantize(model, representative_dataset=dataset, mode=args.mode, per_channel=not args.per_tensor,
+                    inference_input_type=io_type, inference_output_type=io_type,
+                    calibrator=args.calibrator,
+                    denylist=[d for d in args.denylist.split(",") if d],
+                    default_ranges=tuple(args.default_ranges) if args.default_ranges else None,
+                    report=report)
+    atomic_write(args.output, data)
+    print(f"wrote {args.output} ({len(data)} bytes, mode {args.mode}, I/O {args.io})")
+    for o, name, reason in report.float_ops:
+        print(f"  kept in float: operator {o} {name} ({reason})")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# compare
+# ---------------------------------------------------------------------------
+def _compare_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="path to a .tflite file")
+    p.add_argument("--inputs", help=".npy or .npz; default: seeded random full-range inputs")
+    p.add_argument("--numerics", default="reference", choices=["reference", "optimized", "xnnpack"],
+                   help="LiteRT path to compare with: reference (BUILTIN_REF), optimized "
+                        "(BUILTIN_WITHOUT_DEFAULT_DELEGATES), xnnpack (BUILTIN)")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the table as JSON")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _compare_run(args: argparse.Namespace) -> int:
+    from quantcore.compare import compare, load_inputs, write_json
+    from quantcore.schema import read_model
+
+    with open(args.model, "rb") as fh:
+        data = fh.read()
+    model = read_model(data)
+    inputs = load_inputs(args.inputs, model) if args.inputs else None
+    result = compare(data, inputs, numerics=args.numerics, seed=args.seed)
+    print(result.format())
+    if args.json_out:
+        write_json(result, args.json_out)
+    return result.exit_code
+
+
+# ---------------------------------------------------------------------------
+# explain
+# ---------------------------------------------------------------------------
+def _explain_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="path to a .tflite file")
+    p.add_argument("--tensor", required=True, help="output tensor name or index")
+    p.add_argument("--at", required=True, help="element index, comma-separated (e.g. 0,3,4,7)")
+    p.add_argument("--inputs", help=".npy or .npz; default: seeded random inputs")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the steps as JSON")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _explain_run(args: argparse.Namespace) -> int:
+    from quantcore.compare import load_inputs
+    from quantcore.errors import InputError
+    from quantcore.explain import explain
+    from quantcore.schema import atomic_write, read_model
+
+    model = read_model(args.model)
+    try:
+        at = tuple(int(v) for v in args.at.replace(" ", "").split(",") if v != "")
+    except ValueError:
+        raise InputError(f"--at must be comma-separated integers, not {args.at!r}") from None
+    tensor = int(args.tensor) if args.tensor.isdigit() and not any(
+        t.name == args.tensor for t in model.subgraphs[0].tensors) else args.tensor
+    inputs = load_inputs(args.inputs, model) if args.inputs else None
+    result = explain(model, tensor, at, inputs=inputs, seed=args.seed)
+    print(result.format())
+    if args.json_out:
+        atomic_write(args.json_out, json.dumps(result.to_json(), indent=1).encode())
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# demo
+# ---------------------------------------------------------------------------
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", default="small_cnn_int8.tflite",
+                   help="where to write the quantized example (default ./small_cnn_int8.tflite)")
+
+
+def _demo_run(args: argparse.Namespace) -> int:
+    """Quantize the bundled float model, then compare it with LiteRT tensor by tensor."""
+    from importlib import resources
+
+    import numpy as np
+
+    from quantcore.compare import compare
+    from quantcore.quantizer import quantize
+    from quantcore.runtime import Interpreter
+    from quantcore.schema import atomic_write
+
+    base = resources.files("quantcore") / "examples"
+    float_model = (base / "small_cnn_float32.tflite").read_bytes()
+    with resources.as_file(base / "small_cnn_calib.npy") as path:
+        calib = np.load(path)
+    print(f"1. quantize the bundled float model (small_cnn_float32.tflite) to int8 with "
+          f"{len(calib)} calibration samples")
+    q = quantize(float_model, representative_dataset=lambda: ([x[None]] for x in calib))
+    atomic_write(args.output, q)
+    print(f"   wrote {args.output} ({len(q)} bytes)")
+    f_it, q_it = Interpreter(model_content=float_model), Interpreter(model_content=q)
+    f_it.allocate_tensors()
+    q_it.allocate_tensors()
+    err, sig = 0.0, 0.0
+    for x in calib:
+        outs = []
+        for it in (f_it, q_it):
+            it.set_tensor(it.get_input_details()[0]["index"], x[None])
+            it.invoke()
+            outs.append(it.get_tensor(it.get_output_details()[0]["index"]).astype(np.float64))
+        sig += float(np.sum(outs[0] ** 2))
+        err += float(np.sum((outs[0] - outs[1]) ** 2))
+    sqnr = 10 * np.log10(sig / err) if err > 0 else float("inf")
+    print(f"2. output SQNR of the int8 model against the float model: {sqnr:.1f} dB")
+    print("3. run it in quantcore and in LiteRT (BUILTIN_REF, in a child process) and compare "
+          "every tensor:\n")
+    result = compare(q, [calib[:1]], numerics="reference")
+    print(result.format())
+    return result.exit_code
+
+
 _commands: list[Command] = [
+    Command("demo", "quantize the bundled example and check it against LiteRT", _demo_arguments, _demo_run),
     Command("inspect", "show the operators, tensors, quantization and signatures of a model",
             _inspect_arguments, _inspect_run),
+    Command("quantize", "quantize a float .tflite model (int8, int16x8, dynamic, float16, uint8)",
+            _quantize_arguments, _quantize_run),
+    Command("run", "run a model in quantcore's runtime", _run_arguments, _run_run),
+    Command("compare", "compare every tensor of quantcore and LiteRT on the same inputs",
+            _compare_arguments, _compare_run),
+    Command("explain", "show the integer arithmetic of one output element", _explain_arguments,
+            _explain_run),
 ]
 
 
