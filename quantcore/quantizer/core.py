@@ -63,7 +63,7 @@ def quantize(model: Any, *, representative_dataset: Any = None, mode: str = "int
              per_channel: bool = True, inference_input_type: Any = np.float32,
              inference_output_type: Any = np.float32, calibrator: str | Calibrator = "minmax",
              denylist: Any = (), default_ranges: tuple[float, float] | None = None,
-             report: QuantizationReport | None = None) -> bytes:
+             report: QuantizationReport | None = None, workers: int | None = None) -> bytes:
     """Quantize a float .tflite model; returns the new model's bytes.
 
     ``model``: path, bytes or :class:`~quantcore.schema.Model`.
@@ -80,6 +80,7 @@ def quantize(model: Any, *, representative_dataset: Any = None, mode: str = "int
     or operator indices kept in float, with QUANTIZE/DEQUANTIZE around them.
     ``default_ranges``: ``(min, max)`` used for every activation without
     statistics ("dummy quantization"); with no dataset at all, for every activation.
+    ``workers``: calibrate in that many spawned processes; the result is the same.
     """
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -96,7 +97,7 @@ def quantize(model: Any, *, representative_dataset: Any = None, mode: str = "int
         return write_model(_finish(_dynamic(m, per_channel)))
     q = _IntegerQuantizer(m, mode, per_channel, np.dtype(inference_input_type),
                           np.dtype(inference_output_type), denylist)
-    q.ranges = q.collect_ranges(representative_dataset, calibrator, default_ranges)
+    q.ranges = q.collect_ranges(representative_dataset, calibrator, default_ranges, workers)
     q.run()
     if report is not None:
         report.float_ops = q.float_ops
@@ -367,10 +368,11 @@ class _IntegerQuantizer:
         self.converter_compatible = True
 
     # -- calibration -----------------------------------------------------------------
-    def collect_ranges(self, dataset: Any, calibrator: Any, default_ranges: Any) -> dict[int, tuple[float, float]]:
+    def collect_ranges(self, dataset: Any, calibrator: Any, default_ranges: Any,
+                       workers: int | None = None) -> dict[int, tuple[float, float]]:
         ranges: dict[int, tuple[float, float]] = {}
         if dataset is not None:
-            cals = calibrate(self.m, dataset, calibrator)
+            cals = calibrate(self.m, dataset, calibrator, workers=workers)
             if self.converter_compatible:
                 # The converter's calibrator logs in-place inputs after they were
                 # overwritten by the output (see inplace.py).
