@@ -117,6 +117,8 @@ def _quantize_arguments(p: argparse.ArgumentParser) -> None:
                    "to keep in float")
     p.add_argument("--default-ranges", nargs=2, type=float, metavar=("MIN", "MAX"),
                    help="range for activations without statistics (dummy quantization)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="calibrate in N local processes (same result as one)")
 
 
 def _quantize_run(args: argparse.Namespace) -> int:
@@ -135,7 +137,7 @@ def _quantize_run(args: argparse.Namespace) -> int:
                     calibrator=args.calibrator,
                     denylist=[d for d in args.denylist.split(",") if d],
                     default_ranges=tuple(args.default_ranges) if args.default_ranges else None,
-                    report=report)
+                    report=report, workers=args.workers)
     atomic_write(args.output, data)
     print(f"wrote {args.output} ({len(data)} bytes, mode {args.mode}, I/O {args.io})")
     for o, name, reason in report.float_ops:
