@@ -207,6 +207,48 @@ def _explain_run(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------
+# debug
+# ---------------------------------------------------------------------------
+def _debug_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("float_model", help="the float .tflite model")
+    p.add_argument("quant_model", help="its quantized .tflite model")
+    p.add_argument("--data", required=True,
+                   help="input samples: .npy, .npz or a directory of .npy files or images")
+    p.add_argument("--json", dest="json_out", metavar="OUT",
+                   help="also write every row and the suggestion as JSON")
+    p.add_argument("--plot", metavar="OUT.png",
+                   help="per-layer SQNR chart and histograms of the worst layers (needs quantcore[plot])")
+    p.add_argument("--selective", action="store_true",
+                   help="re-quantize with each suggested layer kept in float and report the output SQNR")
+    p.add_argument("--top", type=int, default=0, metavar="N", help="show only the N worst rows (default all)")
+    p.add_argument("--sort", default="local", choices=["local", "sqnr", "rmse", "op"],
+                   help="local: SQNR this layer adds by itself (default); sqnr: whole-model SQNR; "
+                        "rmse: error in LSB; op: execution order")
+    p.add_argument("--margin", type=float, default=10.0, metavar="DB",
+                   help="suggest layers whose local SQNR is more than DB below the median (default 10)")
+    p.add_argument("--max-samples", type=int, metavar="N", help="use at most N samples")
+
+
+def _debug_run(args: argparse.Namespace) -> int:
+    from quantcore.debug import _matplotlib, debug, plot, write_json
+    from quantcore.errors import InputError
+
+    if args.top < 0:
+        raise InputError(f"--top must be >= 0, not {args.top}")
+    if args.plot:
+        _matplotlib()  # fail before the work when matplotlib is missing
+    result = debug(args.float_model, args.quant_model, args.data, max_samples=args.max_samples,
+                   sort=args.sort, margin_db=args.margin, selective=args.selective)
+    print(result.format(top=args.top, float_model=args.float_model, data=args.data))
+    if args.json_out:
+        write_json(result, args.json_out)
+    if args.plot:
+        plot(result, args.plot)
+        print(f"wrote {args.plot}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
 # demo
 # ---------------------------------------------------------------------------
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
@@ -266,6 +308,106 @@ _commands: list[Command] = [
             _compare_arguments, _compare_run),
     Command("explain", "show the integer arithmetic of one output element", _explain_arguments,
             _explain_run),
+    Command("debug", "per-layer quantization error of a quantized model against its float model",
+            _debug_arguments, _debug_run),
+]
+
+
+# ---------------------------------------------------------------------------
+# diff
+# ---------------------------------------------------------------------------
+def _diff_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("old", help="the reference .tflite model")
+    p.add_argument("new", help="the .tflite model to compare with it")
+    p.add_argument("--inputs", help=".npy or .npz for either model (converted through the input "
+                   "quantization for the other); default: seeded random over the input range")
+    p.add_argument("--numerics", default="reference", choices=["reference", "optimized", "xnnpack", "micro"],
+                   help="quantcore numerics path both models run in (default reference)")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the result as JSON")
+    p.add_argument("--tolerance", type=int, default=0, metavar="LSB",
+                   help="outputs differing by at most this many LSB count as identical (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--no-run", action="store_true", help="compare graph and tensors only")
+
+
+def _diff_run(args: argparse.Namespace) -> int:
+    from quantcore.diff import diff, write_json
+
+    result = diff(args.old, args.new, inputs=args.inputs, numerics=args.numerics,
+                  tolerance=args.tolerance, seed=args.seed, run=not args.no_run)
+    print(result.format())
+    if args.json_out:
+        write_json(result, args.json_out)
+    return result.exit_code
+
+
+# ---------------------------------------------------------------------------
+# baseline
+# ---------------------------------------------------------------------------
+def _numerics_list(text: str) -> list[str]:
+    from quantcore.errors import InputError
+
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in modes if m not in ("reference", "optimized", "xnnpack", "micro")]
+    if bad or not modes:
+        raise InputError(f"--numerics takes a comma-separated list of reference, optimized, xnnpack, "
+                         f"micro; not {text!r}")
+    return modes
+
+
+def _baseline_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="baseline_command", metavar="{record,check}")
+    sub.required = True
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors")
+    r = sub.add_parser("record", parents=[common], help="record models' parameters and outputs",
+                       description="Store per model its sha256, quantization parameters and quantcore's "
+                                   "outputs (DIR/<model>.json + DIR/<model>.npz, written atomically).")
+    r.add_argument("models", nargs="+", metavar="MODEL", help=".tflite files (named by file stem)")
+    r.add_argument("--inputs", help=".npy or .npz (by input name); float arrays are quantized for "
+                   "integer inputs; default: seeded random over the input range")
+    r.add_argument("-o", "--output", required=True, metavar="DIR", help="baseline directory")
+    r.add_argument("--numerics", default="reference", help="comma-separated numerics modes "
+                   "(default reference), e.g. reference,optimized")
+    r.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("check", parents=[common], help="re-run recorded models and report what changed",
+                       description="Re-run every recorded model and compare graph, quantization and "
+                                   "outputs with the baseline. Exit 0 all match, 1 some changed, 2 error.")
+    c.add_argument("directory", metavar="DIR", help="baseline directory")
+    c.add_argument("--models", nargs="+", metavar="MODEL", help="baseline names, or model paths "
+                   "(checked in place of the recorded file of the same name)")
+    c.add_argument("--junit", metavar="OUT.xml", help="write JUnit XML (one testcase per model x numerics)")
+    c.add_argument("--json", dest="json_out", metavar="OUT", help="also write the result as JSON")
+    c.add_argument("--tolerance", type=int, default=0, metavar="LSB",
+                   help="outputs within this many LSB of the recorded ones pass (default 0)")
+    c.add_argument("--numerics", help="check only these comma-separated modes (default: all recorded)")
+
+
+def _baseline_run(args: argparse.Namespace) -> int:
+    from quantcore import baseline
+    from quantcore.schema import atomic_write
+
+    if args.baseline_command == "record":
+        for r in baseline.record(args.models, args.output, inputs=args.inputs,
+                                 numerics=_numerics_list(args.numerics), seed=args.seed):
+            print(r.format())
+        return EXIT_OK
+    result = baseline.check(args.directory, args.models, tolerance=args.tolerance,
+                            numerics=_numerics_list(args.numerics) if args.numerics else None)
+    print(result.format())
+    if args.junit:
+        baseline.write_junit(result, args.junit)
+    if args.json_out:
+        atomic_write(args.json_out, json.dumps(result.to_json(), indent=1).encode())
+    return result.exit_code
+
+
+_commands += [
+    Command("diff", "what changed between two models: graph, tensors, quantization and outputs",
+            _diff_arguments, _diff_run),
+    Command("baseline", "record golden baselines of models, or check models against them (CI)",
+            _baseline_arguments, _baseline_run),
 ]
 
 
