@@ -181,3 +181,16 @@ def test_bad_arguments():
     q = quantize(float_model(), representative_dataset=dataset())
     with pytest.raises(InputError, match="already quantized"):
         quantize(q, representative_dataset=dataset())
+
+
+def test_float16_weight_model_quantizes_from_its_float32_values(oracle):
+    """A float16-weight model (fp16 constants -> DEQUANTIZE) quantizes like a float one."""
+    from pathlib import Path
+    fixtures = Path(__file__).parent / "fixtures" / "models"
+    calib = np.load(fixtures / "small_cnn_calib.npy")
+    q = quantize(fixtures / "small_cnn_float16.tflite",
+                 representative_dataset=lambda: ([x[None]] for x in calib))
+    m = read_model(q)
+    assert "DEQUANTIZE" not in [m.op_name(o) for o in m.subgraphs[0].operators][:-1]
+    assert not any(t.type_name == "FLOAT16" for t in m.subgraphs[0].tensors)
+    assert_matches_litert(oracle, q, [calib[:1]])

@@ -84,7 +84,7 @@ def quantize(model: Any, *, representative_dataset: Any = None, mode: str = "int
     """
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    m = _load(model)
+    m = _fold_constant_dequantize(_load(model))
     for i, sg in enumerate(m.subgraphs):
         for t in sg.tensors:
             if t.type == FLOAT32 or t.quantization is None or t.quantization.is_empty():
@@ -102,6 +102,29 @@ def quantize(model: Any, *, representative_dataset: Any = None, mode: str = "int
     if report is not None:
         report.float_ops = q.float_ops
     return write_model(_finish(q.m))
+
+
+def _fold_constant_dequantize(m: Model) -> Model:
+    """Turn float16 constants feeding DEQUANTIZE back into float32 constants.
+
+    A float16-weight model (converter float16 mode, MediaPipe models) is a float
+    model whose weights are stored in half precision; quantizing it starts from the
+    float32 values, so each such DEQUANTIZE is removed and its output becomes the
+    constant.
+    """
+    for s, sg in enumerate(m.subgraphs):
+        keep = []
+        for op in sg.operators:
+            if m.op_name(op) == "DEQUANTIZE" and len(op.inputs) == 1 and op.inputs[0] >= 0:
+                src = sg.tensors[op.inputs[0]]
+                data = m.tensor_data(s, op.inputs[0])
+                if src.type == int(TensorType.FLOAT16) and data is not None:
+                    out = sg.tensors[op.outputs[0]]
+                    out.buffer = _new_buffer(m, data.astype("<f4").tobytes())
+                    continue
+            keep.append(op)
+        sg.operators = keep
+    return m
 
 
 def _finish(m: Model) -> Model:
