@@ -151,22 +151,26 @@ def _quantize_run(args: argparse.Namespace) -> int:
 def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="path to a .tflite file")
     p.add_argument("--inputs", help=".npy or .npz; default: seeded random full-range inputs")
-    p.add_argument("--numerics", default="reference", choices=["reference", "optimized", "xnnpack"],
+    p.add_argument("--numerics", default="reference", choices=["reference", "optimized", "xnnpack", "all"],
                    help="LiteRT path to compare with: reference (BUILTIN_REF), optimized "
-                        "(BUILTIN_WITHOUT_DEFAULT_DELEGATES), xnnpack (BUILTIN)")
+                        "(BUILTIN_WITHOUT_DEFAULT_DELEGATES), xnnpack (BUILTIN), or all: the three "
+                        "paths side by side, naming the path that explains each difference")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the table as JSON")
     p.add_argument("--seed", type=int, default=0)
 
 
 def _compare_run(args: argparse.Namespace) -> int:
-    from quantcore.compare import compare, load_inputs, write_json
+    from quantcore.compare import compare, compare_all, load_inputs, write_json
     from quantcore.schema import read_model
 
     with open(args.model, "rb") as fh:
         data = fh.read()
     model = read_model(data)
     inputs = load_inputs(args.inputs, model) if args.inputs else None
-    result = compare(data, inputs, numerics=args.numerics, seed=args.seed)
+    if args.numerics == "all":
+        result = compare_all(data, inputs, seed=args.seed)
+    else:
+        result = compare(data, inputs, numerics=args.numerics, seed=args.seed)
     print(result.format())
     if args.json_out:
         write_json(result, args.json_out)
