@@ -7,6 +7,11 @@ in execution order: equal or not, how many elements differ, the largest differen
 in LSB (integer steps) and in real units (``scale * LSB``). The first operator whose
 integer output differs is named, with its worst element and the quantization
 parameters of its inputs.
+
+``compare_all(model, inputs)`` does this for LiteRT's three numerics paths at once
+(``quantcore compare MODEL --numerics all``) and says, per operator output, which LiteRT
+paths disagree, by how much, and whether the operator's own arithmetic on a path made
+the difference or it came from the operator's inputs (docs/numerics-paths.md).
 """
 from __future__ import annotations
 
@@ -226,10 +231,347 @@ def _divergence(o, name, t, tensor, ours, ref, op, sg) -> Divergence:
     return Divergence(o, name, t, tensor.name, [int(v) for v in idx], float(ours[idx]), float(ref[idx]), inputs)
 
 
-def write_json(result: CompareResult, path: str | os.PathLike) -> None:
+def write_json(result: "CompareResult | ComparePathsResult", path: str | os.PathLike) -> None:
     from quantcore.schema import atomic_write
     atomic_write(path, json.dumps(result.to_json(), indent=2).encode())
 
 
-__all__ = ["CompareResult", "Divergence", "TensorRow", "compare", "default_inputs", "load_inputs",
-           "write_json"]
+# ---------------------------------------------------------------------------
+# All three LiteRT numerics paths at once
+# ---------------------------------------------------------------------------
+PATHS = ("reference", "optimized", "xnnpack")
+_RESOLVER_NAMES = {"reference": "BUILTIN_REF", "optimized": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
+                   "xnnpack": "BUILTIN (XNNPACK)"}
+
+
+@dataclass
+class Difference:
+    """How two versions of one tensor differ (``count`` elements, at most ``max_lsb``
+    integer steps, or ``max_abs`` for float tensors)."""
+    count: int
+    max_lsb: float
+    max_abs: float
+    close: bool = True     # floats: within 1e-6 of the tensor's value range (ints: equal)
+
+    @property
+    def equal(self) -> bool:
+        return self.count == 0
+
+    def describe(self, size: int) -> str:
+        if self.count == 0:
+            return "equal"
+        if self.max_lsb == float("inf"):
+            return "shape differs"
+        amount = f"{self.max_lsb:g} LSB" if self.max_lsb else f"{self.max_abs:.3g}"
+        return f"{amount} on {self.count} of {size} elements"
+
+
+@dataclass
+class PathsRow:
+    """One operator output across the three LiteRT paths.
+
+    ``ours[path]``: quantcore on ``path`` against LiteRT on ``path`` (None when one side
+    did not run or LiteRT does not expose the tensor). ``litert[a~b]``: LiteRT's path a
+    against its path b. ``local[path]``: this operator's own arithmetic on ``path``
+    against the reference arithmetic, evaluated by quantcore on identical inputs (the
+    reference path's input tensors), so an inherited difference is told apart from
+    one this operator makes. ``arithmetic[path]`` names what runs on that path.
+    """
+    op_index: int
+    op: str
+    tensor: int
+    name: str
+    dtype: str
+    num_elements: int
+    ours: dict[str, Difference | None]
+    litert: dict[str, Difference | None]
+    local: dict[str, Difference | None]
+    arithmetic: dict[str, str]
+    explanation: str = ""
+    local_pairs: dict[str, Difference | None] = field(default_factory=dict)
+
+
+@dataclass
+class ComparePathsResult:
+    """Result of :func:`compare_all`."""
+    rows: list[PathsRow]
+    litert_errors: dict[str, str]
+    quantcore_errors: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def equal(self) -> bool:
+        """quantcore equals LiteRT on every integer tensor of every path both ran."""
+        return all(d is None or d.equal for r in self.rows if not r.dtype.startswith("float")
+                   for d in r.ours.values())
+
+    @property
+    def exit_code(self) -> int:
+        ran = [p for p in PATHS if p not in self.litert_errors and p not in self.quantcore_errors]
+        if not ran:
+            return 2
+        return 0 if self.equal else 1
+
+    def to_json(self) -> dict:
+        def d(x):
+            return None if x is None else asdict(x)
+        return {"paths": list(PATHS), "equal": self.equal, "litert_errors": self.litert_errors,
+                "quantcore_errors": self.quantcore_errors, "notes": self.notes,
+                "rows": [{"op_index": r.op_index, "op": r.op, "tensor": r.tensor, "name": r.name,
+                          "dtype": r.dtype, "num_elements": r.num_elements,
+                          "ours_vs_litert": {k: d(v) for k, v in r.ours.items()},
+                          "litert_paths": {k: d(v) for k, v in r.litert.items()},
+                          "local_vs_reference": {k: d(v) for k, v in r.local.items()},
+                          "local_pairs": {k: d(v) for k, v in r.local_pairs.items()},
+                          "arithmetic": r.arithmetic, "explanation": r.explanation}
+                         for r in self.rows]}
+
+    def format(self) -> str:
+        lines = []
+        for p, e in self.litert_errors.items():
+            lines.append(f"LiteRT {p} ({_RESOLVER_NAMES[p]}) failed: {e}")
+        for p, e in self.quantcore_errors.items():
+            lines.append(f"quantcore {p} failed: {e}")
+        head = (f"{'op':>4}  {'type':<18} {'tensor':<28} {'dtype':<7} "
+                + " ".join(f"{p[:3] + '=':<9}" for p in PATHS) + " LiteRT paths")
+        lines.append(head)
+        lines.append("-" * len(head))
+        for r in self.rows:
+            name = (r.name[:25] + "...") if len(r.name) > 28 else r.name
+            cells = []
+            for p in PATHS:
+                dd = r.ours.get(p)
+                cell = "-" if dd is None else "yes" if dd.equal else "~" if (
+                    r.dtype.startswith("float") and dd.close) else f"NO {dd.max_lsb:g}" \
+                    if not r.dtype.startswith("float") else f"NO {dd.max_abs:.2g}"
+                cells.append(f"{cell:<9}")
+            lines.append(f"{r.op_index:>4}  {r.op:<18} {name:<28} {r.dtype:<7} " + " ".join(cells)
+                         + " " + (r.explanation or "all agree"))
+        lines.append("")
+        lines.append("columns ref=/opt=/xnn=: quantcore on that path equals LiteRT on that path "
+                     "(NO n: max difference n LSB; ~: float tensor within 1e-6 of its range; "
+                     "-: not run or not exposed)")
+        first = next((r for r in self.rows if any(dd is not None and not dd.equal
+                                                  for dd in r.litert.values())), None)
+        if first is None:
+            if len([p for p in PATHS if p not in self.litert_errors]) > 1:
+                lines.append("LiteRT's numerics paths agree on every exposed tensor")
+        else:
+            lines.append(f"first operator where LiteRT's paths disagree: {first.op_index} {first.op}: "
+                         f"{first.explanation}")
+        for n in self.notes:
+            lines.append(f"note: {n}")
+        return "\n".join(lines)
+
+
+def _difference(a: np.ndarray | None, b: np.ndarray | None) -> Difference | None:
+    if a is None or b is None:
+        return None
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.shape != b.shape:
+        return Difference(int(max(a.size, b.size)), float("inf"), float("inf"))
+    if a.dtype.kind == "f" or b.dtype.kind == "f":
+        x, y = a.astype(np.float64), b.astype(np.float64)
+        same = (x == y) | (np.isnan(x) & np.isnan(y))
+        n = int(np.count_nonzero(~same))
+        with np.errstate(invalid="ignore"):
+            mx = float(np.nanmax(np.abs(np.where(same, 0.0, x - y)))) if n else 0.0
+            finite = y[np.isfinite(y)]
+            span = float(finite.max() - finite.min()) if finite.size else 0.0
+        return Difference(n, 0.0, mx, bool(n == 0 or mx <= 1e-6 * max(span, 1e-30) + 1e-30))
+    diff = np.abs(a.astype(np.int64) - b.astype(np.int64))
+    n = int(np.count_nonzero(diff))
+    return Difference(n, float(diff.max()) if n else 0.0, float(diff.max()) if n else 0.0, n == 0)
+
+
+def _arithmetic_name(params: Any, path: str) -> str:
+    """What runs on ``path`` for one prepared operator: "reference", "litert-optimized",
+    "xnnpack", ... (kernels without a path-specific variant compute the reference)."""
+    how = getattr(params, "how", None)
+    if isinstance(how, str):
+        return how
+    return "reference" if path == "reference" else "same as reference"
+
+
+def _run_quantcore(data: bytes, inputs: list[np.ndarray], path: str):
+    from quantcore.runtime import Interpreter
+
+    it = Interpreter(model_content=data, numerics=path, experimental_preserve_all_tensors=True)
+    it.allocate_tensors()
+    for d, x in zip(it.get_input_details(), inputs):
+        it.set_tensor(d["index"], x)
+    it.invoke()
+    return it
+
+
+def _local_outputs(it, op_index: int, values: list[np.ndarray | None]) -> list[np.ndarray] | None:
+    """Evaluate one prepared operator of ``it`` on the given input values."""
+    try:
+        p = it._states[0].ops[op_index]
+        if p.folded or any(v is None for i, v in zip(p.inputs, values) if i >= 0):
+            return None
+        return p.kernel.eval(p.params, *[None if i < 0 else v for i, v in zip(p.inputs, values)])
+    except Exception:  # noqa: BLE001 - a kernel that cannot run on these inputs: no local verdict
+        return None
+
+
+def _explain(r: PathsRow) -> str:
+    """``"reference != optimized (1 LSB on 37 of 592 elements, made by this op: ...)"`` for
+    every pair of LiteRT paths that disagree on this tensor."""
+    parts = []
+    for key, dd in r.litert.items():
+        if dd is None or dd.equal:
+            continue
+        a, b = key.split("~")
+        why = ""
+        local = r.local_pairs.get(key)
+        if r.dtype.startswith("float") and (local is None or local.equal):
+            why = ", float rounding: quantcore's float kernels follow the reference on every path"
+        elif local is not None and not local.equal:
+            named = [f"{p} runs {r.arithmetic.get(p, '?')}" for p in (a, b) if p != "reference"]
+            why = ", made by this op" + (": " + ", ".join(named) if named else "")
+        elif local is not None:
+            why = ", inherited from its inputs"
+        parts.append(f"{a} != {b} ({dd.describe(r.num_elements)}{why})")
+    return "; ".join(parts)
+
+
+def compare_all(model: Any, inputs: list[np.ndarray] | None = None, seed: int = 0, *,
+                oracle: LiteRTOracle | None = None) -> ComparePathsResult:
+    """Run ``model`` on LiteRT's three numerics paths (``BUILTIN_REF``,
+    ``BUILTIN_WITHOUT_DEFAULT_DELEGATES``, ``BUILTIN`` with XNNPACK) and in quantcore on
+    the matching three paths, and report per operator output which paths agree.
+
+    For every operator output: quantcore against LiteRT on each path, LiteRT's paths
+    against each other (``reference~optimized``, ``reference~xnnpack``,
+    ``optimized~xnnpack``), and, to tell a difference an operator makes from one it
+    inherits, each path's arithmetic of that operator evaluated by quantcore on the
+    reference path's inputs. A LiteRT path that aborts or refuses the model is
+    reported in ``litert_errors`` and the other paths are still compared.
+
+    LiteRT's XNNPACK path fuses consecutive delegated operators into one partition
+    whose intermediate tensors are never written. LiteRT is therefore run with
+    ``experimental_preserve_all_tensors``, which gives every delegated operator its
+    own partition so its output is exposed; the final outputs of a normal (fused) run
+    are compared with those and the result is stated in ``notes``. A tensor LiteRT does
+    not expose is shown as not compared.
+    """
+    data = model if isinstance(model, (bytes, bytearray)) else open(model, "rb").read() \
+        if isinstance(model, (str, os.PathLike)) else None
+    if data is None:
+        raise InputError("model must be a path or bytes")
+    data = bytes(data)
+    m = read_model(data)
+    if inputs is None:
+        inputs = default_inputs(m, seed)
+    own = oracle is None
+    oracle = oracle or LiteRTOracle()
+    theirs: dict[str, Any] = {}
+    litert_errors: dict[str, str] = {}
+    notes: list[str] = []
+    try:
+        for p in PATHS:
+            res = oracle.run(data, inputs, p)
+            if res.ok:
+                theirs[p] = res
+            else:
+                litert_errors[p] = res.error or "failed"
+        fused = oracle.run(data, inputs, "xnnpack", preserve_all_tensors=False) if "xnnpack" in theirs else None
+    finally:
+        if own:
+            oracle.close()
+    if fused is not None:
+        if fused.ok and all(np.array_equal(a, b) for a, b in zip(fused.outputs, theirs["xnnpack"].outputs)):
+            notes.append("LiteRT xnnpack: intermediate tensors come from a run with "
+                         "experimental_preserve_all_tensors (one XNNPACK partition per operator); "
+                         "the final outputs of the normal fused run are identical")
+        else:
+            notes.append("LiteRT xnnpack: the final outputs of the normal fused run DIFFER from the run "
+                         "with experimental_preserve_all_tensors used for the intermediate tensors")
+    ours: dict[str, Any] = {}
+    quantcore_errors: dict[str, str] = {}
+    for p in PATHS:
+        try:
+            ours[p] = _run_quantcore(data, inputs, p)
+        except Exception as e:  # noqa: BLE001 - reported per path
+            quantcore_errors[p] = f"{type(e).__name__}: {e}"
+    sg = m.subgraphs[0]
+    rows: list[PathsRow] = []
+    ref_it = ours.get("reference")
+    hidden = _xnnpack_unwritten(m)
+    if hidden and "xnnpack" in theirs:
+        notes.append("LiteRT xnnpack: the XNNPACK delegate unpacks constant weights behind "
+                     "DEQUANTIZE/DENSIFY operators into its own buffers and never writes their "
+                     f"output tensors ({len(hidden)} here): not compared on that path")
+    for o, op in enumerate(sg.operators):
+        name = m.op_name(op)
+        arithmetic = {}
+        for p in PATHS:
+            if p in ours:
+                try:
+                    arithmetic[p] = _arithmetic_name(ours[p]._states[0].ops[o].params, p)
+                except (AttributeError, IndexError):
+                    arithmetic[p] = "?"
+        local_outputs: dict[str, list | None] = {}
+        if ref_it is not None:
+            values = [None if i < 0 else _get(ref_it, i) for i in op.inputs]
+            for p in PATHS:
+                if p in ours:
+                    local_outputs[p] = _local_outputs(ours[p], o, values)
+        for k, t in enumerate(op.outputs):
+            if t < 0:
+                continue
+            tensor = sg.tensors[t]
+            size = int(np.prod(tensor.shape, dtype=np.int64)) if tensor.shape is not None else 0
+            def litert_value(p: str):
+                if p not in theirs or (p == "xnnpack" and t in hidden):
+                    return None
+                return theirs[p].tensors.get(t)
+            ours_d = {p: _difference(_get(ours[p], t) if p in ours else None, litert_value(p))
+                      for p in PATHS}
+            lit = {}
+            for a, b in (("reference", "optimized"), ("reference", "xnnpack"), ("optimized", "xnnpack")):
+                lit[f"{a}~{b}"] = _difference(litert_value(a), litert_value(b))
+            ref_local = (local_outputs.get("reference") or [None] * (k + 1))[k] \
+                if local_outputs.get("reference") is not None else None
+            def local_out(p: str):
+                lo = local_outputs.get(p)
+                return lo[k] if lo is not None and k < len(lo) else None
+            local = {p: _difference(local_out(p), ref_local) for p in PATHS}
+            local_pairs = {f"{a}~{b}": _difference(local_out(a), local_out(b))
+                           for a, b in (("reference", "optimized"), ("reference", "xnnpack"),
+                                        ("optimized", "xnnpack"))}
+            ref_val = theirs[next(iter(theirs))].tensors.get(t) if theirs else None
+            size = int(np.asarray(ref_val).size) if ref_val is not None else size
+            row = PathsRow(o, name, t, tensor.name, TensorType(tensor.type).name.lower(), size,
+                           ours_d, lit, local, arithmetic, local_pairs=local_pairs)
+            row.explanation = _explain(row)
+            rows.append(row)
+    return ComparePathsResult(rows, litert_errors, quantcore_errors, notes)
+
+
+def _xnnpack_unwritten(m: Model) -> set[int]:
+    """Outputs of DEQUANTIZE/DENSIFY operators whose inputs are all constant: LiteRT's
+    XNNPACK delegate unpacks such weights itself (``xnnpack_delegate.cc``,
+    ``static_unpacked_data``) and never writes these tensors."""
+    sg = m.subgraphs[0]
+    out: set[int] = set()
+    for op in sg.operators:
+        if m.op_name(op) not in ("DEQUANTIZE", "DENSIFY"):
+            continue
+        ins = [i for i in op.inputs if i >= 0]
+        if ins and all(m.tensor_data(0, i) is not None for i in ins):
+            out.update(t for t in op.outputs if t >= 0)
+    return out
+
+
+def _get(it, t: int) -> np.ndarray | None:
+    try:
+        return it.get_tensor(t)
+    except Exception:  # noqa: BLE001 - a tensor without a value
+        return None
+
+
+__all__ = ["CompareResult", "ComparePathsResult", "Difference", "Divergence", "PathsRow", "TensorRow",
+           "compare", "compare_all", "default_inputs", "load_inputs", "write_json"]

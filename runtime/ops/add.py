@@ -41,9 +41,11 @@ from ._broadcast import (binary_shapes, check_binary_io, check_output_type, chec
                          clamp_float, flat_positions, float_activation_range, int_activation_range,
                          quantized_activation_range, rounding_divide_by_pot_int16,
                          rounding_divide_by_pot_x86, to_dtype, wrap, wrapping_int64)
+from . import _paths_binary
 from ._common import FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext, TensorInfo
+from ._paths_common import PathParams
 
-NUMERICS = ("reference",)
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,12 @@ def general_multipliers(ctx: OpContext, a: TensorInfo, b: TensorInfo, out: Tenso
                         left_shift: int) -> tuple[tuple[int, int], tuple[int, int], float]:
     """Input multipliers (QuantizeMultiplierSmallerThanOneExp) and the real output
     multiplier, computed as add.cc/sub.cc do (float32 products, double quotients)."""
-    twice_max = float(np.float32(2) * max(np.float32(a.s), np.float32(b.s)))
-    ctx.check(np.isfinite(twice_max), "input scales overflow float32 when doubled")
-    m1 = quantize_multiplier(a.s / twice_max)
-    m2 = quantize_multiplier(b.s / twice_max)
-    real_output = twice_max / float(np.float32(np.float32(1 << left_shift) * np.float32(out.s)))
+    with np.errstate(over="ignore"):  # overflows are checked, or give a 0 multiplier as in C
+        twice_max = float(np.float32(2) * max(np.float32(a.s), np.float32(b.s)))
+        ctx.check(np.isfinite(twice_max), "input scales overflow float32 when doubled")
+        m1 = quantize_multiplier(a.s / twice_max)
+        m2 = quantize_multiplier(b.s / twice_max)
+        real_output = twice_max / float(np.float32(np.float32(1 << left_shift) * np.float32(out.s)))
     return m1, m2, real_output
 
 
@@ -107,8 +110,9 @@ def uses_pot_int16(ctx: OpContext, a: TensorInfo, b: TensorInfo, out: TensorInfo
     return all(checked_log2(t.s)[0] for t in (a, b, out))
 
 
-def prepare(ctx: OpContext) -> AddParams:
-    return prepare_add_sub(ctx, subtract=False)
+def prepare(ctx: OpContext) -> AddParams | PathParams:
+    # Other numerics paths: see _paths_binary (LiteRT's NEON kernels, XNNPACK).
+    return _paths_binary.for_add_sub(ctx, prepare_add_sub(ctx, subtract=False))
 
 
 def prepare_add_sub(ctx: OpContext, *, subtract: bool) -> AddParams:
@@ -214,6 +218,8 @@ def eval_pot_int16(p: AddParams, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
 
 
 def eval(p: AddParams, x1: np.ndarray, x2: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    if isinstance(p, PathParams):
+        return _paths_binary.eval_add_sub(p, x1, x2, eval)
     if p.kind == "float":
         with np.errstate(over="ignore", invalid="ignore"):
             r = x1.astype(np.float32) - x2.astype(np.float32) if p.subtract else \

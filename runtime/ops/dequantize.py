@@ -11,7 +11,9 @@ import numpy as np
 
 from quantcore.numerics import dequantize as affine_dequantize
 
+from . import _paths_unary
 from ._common import FLOAT16, FLOAT32, INT8, INT16, UINT8, OpContext
+from ._paths_common import PathParams
 from quantcore.schema.model import TensorType
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
@@ -26,7 +28,12 @@ class DequantizeParams:
     axis: int | None
 
 
-def prepare(ctx: OpContext) -> DequantizeParams:
+def prepare(ctx: OpContext) -> DequantizeParams | PathParams:
+    # "optimized": 8-wide blocks with two float32 roundings (see quantcore.numerics.dequantize).
+    return _paths_unary.for_dequantize(ctx, _prepare_reference(ctx))
+
+
+def _prepare_reference(ctx: OpContext) -> DequantizeParams:
     ctx.check_io_count(1, 1)
     x = ctx.input(0)
     out = ctx.output(0)
@@ -41,6 +48,9 @@ def prepare(ctx: OpContext) -> DequantizeParams:
 
 
 def eval(p: DequantizeParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    if isinstance(p, PathParams):
+        return _paths_unary.eval_dequantize(p, x)
     if p.from_float16:
         return [x.astype(np.float32)]
-    return [affine_dequantize(x, p.scale, p.zero_point, axis=p.axis)]
+    with np.errstate(over="ignore"):  # a huge scale gives +-inf, as in C
+        return [affine_dequantize(x, p.scale, p.zero_point, axis=p.axis)]

@@ -39,7 +39,10 @@ from ._broadcast import (binary_shapes, check_binary_io, check_output_type, clam
                          rounding_divide_by_pot_x86, to_dtype)
 from ._common import FLOAT32, INT8, INT16, INT32, UINT8, OpContext
 
-NUMERICS = ("reference",)
+# Numerics paths (verified against LiteRT, tests/ops/test_paths_*.py): the optimized
+# resolver's quantized DIV is optimized_ops::BroadcastDivSlowQuantized / reference Div,
+# the same arithmetic; XNNPACK takes float DIV only (exact IEEE division).
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
@@ -154,7 +157,8 @@ def prepare(ctx: OpContext) -> DivParams:
         ctx.require_quantized(x)
     lo, hi = quantized_activation_range(ctx, out)
     # div.cc: input1->params.scale / (input2->params.scale * output->params.scale), in float32
-    real = float(np.float32(a.s) / np.float32(np.float32(b.s) * np.float32(out.s)))
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        real = float(np.float32(a.s) / np.float32(np.float32(b.s) * np.float32(out.s)))
     ctx.check(np.isfinite(real), f"multiplier s1/(s2*s_out) = {real} is not finite")
     m, shift = quantize_multiplier(real)
     sh = binary_shapes(ctx, a, b, flat_test="extended")

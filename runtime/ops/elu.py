@@ -21,10 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _paths_unary
 from ._common import FLOAT32, INT8, QMAX, QMIN, OpContext
+from ._paths_common import PathParams
 from ._lut import approx_f32, libm_f32, lut_lookup_int8, lut_populate_int8
 
-NUMERICS = ("reference", "optimized")
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,12 @@ def _elu_f32(v: np.ndarray) -> np.ndarray:
     return np.where(v < 0, libm_f32("expm1f", v), v).astype(np.float32)
 
 
-def prepare(ctx: OpContext) -> EluParams:
+def prepare(ctx: OpContext) -> EluParams | PathParams:
+    # "xnnpack": XNNPACK's own 8-bit table when delegated (_paths_unary).
+    return _paths_unary.for_lut_activation("ELU", ctx, _prepare_reference)
+
+
+def _prepare_reference(ctx: OpContext) -> EluParams:
     ctx.check_io_count(1, 1)
     x = ctx.input(0)
     out = ctx.output(0)
@@ -54,6 +61,8 @@ def prepare(ctx: OpContext) -> EluParams:
 
 
 def eval(p: EluParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    if isinstance(p, PathParams):
+        return _paths_unary.eval_lut_activation(p, x, eval)
     if p.kind == "lut":
         return [lut_lookup_int8(x, p.lut, QMIN[INT8], np.int8)]
     xf = np.asarray(x, np.float32)

@@ -33,11 +33,16 @@ import numpy as np
 
 from quantcore.fixedpoint import quantize_multiplier
 
+from ._checks import finite
 from ._common import FLOAT32, INT8, UINT8, QMAX, QMIN, OpContext
 from ._gemmlowp_fixedpoint import (rdbpot16, saturating_doubling_high_mul16,
                                    saturating_left_shift16, srdhm16, wrap_int16)
 
-NUMERICS = ("reference",)
+# Numerics paths: optimized_ops::HardSwish has a NEON body only under __ARM_NEON, which the
+# x86 wheel (NEON_2_SSE) does not define, so it runs reference_ops::HardSwish; XNNPACK
+# takes float only. Quantized results agree on every path (float ones within a few ulp:
+# the optimized and XNNPACK float kernels are vectorized approximations).
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 _DTYPES = {INT8: np.int8, UINT8: np.uint8}
 
@@ -75,8 +80,9 @@ def prepare(ctx: OpContext) -> HardSwishParams:
     ctx.require_quantized(out)
     f32 = np.float32
     hires_input_scale = f32(f32(1.0 / 128.0) * f32(x.scale[0]))
-    output_multiplier = f32(hires_input_scale / f32(out.scale[0]))
-    m_out, e_out = quantize_multiplier(float(output_multiplier))
+    with np.errstate(over="ignore"):
+        output_multiplier = f32(hires_input_scale / f32(out.scale[0]))
+    m_out, e_out = quantize_multiplier(finite(ctx, output_multiplier, "input scale / (128 output scale)"))
     ctx.check(e_out <= 0, f"the output multiplier s_in / (128 s_out) = {output_multiplier} "
               f"must be below 1 (LiteRT requires output_multiplier_exponent <= 0, is {e_out})")
     reluish_multiplier = f32(hires_input_scale / f32(f32(3.0) / f32(32768.0)))
@@ -94,8 +100,9 @@ def eval(p: HardSwishParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
     if p.kind == "float":
         xf = np.asarray(x, np.float32)
         f32 = np.float32
-        relu6 = np.minimum(f32(6), np.maximum(f32(0), (xf + f32(3)).astype(f32)))
-        return [((xf * relu6).astype(f32) / f32(6)).astype(f32)]
+        with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN inputs, as in C
+            relu6 = np.minimum(f32(6), np.maximum(f32(0), (xf + f32(3)).astype(f32)))
+            return [((xf * relu6).astype(f32) / f32(6)).astype(f32)]
     v = wrap_int16(np.asarray(x, np.int64) - p.input_zero_point)
     hires = wrap_int16(v * 128)
     preshift = srdhm16(hires, p.output_multiplier_fixedpoint_int16)

@@ -22,9 +22,12 @@ import numpy as np
 
 from quantcore.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 
+from . import _paths_unary
+from ._checks import finite
 from ._common import FLOAT32, INT8, INT16, UINT8, QMAX, QMIN, OpContext
+from ._paths_common import PathParams
 
-NUMERICS = ("reference",)
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 _DTYPES = {INT8: np.int8, UINT8: np.uint8, INT16: np.int16}
 
@@ -44,7 +47,12 @@ class LeakyReluParams:
     out_dtype: type = np.float32
 
 
-def prepare(ctx: OpContext) -> LeakyReluParams:
+def prepare(ctx: OpContext) -> LeakyReluParams | PathParams:
+    # "optimized" is this kernel; "xnnpack": 8-bit fixed-point multipliers (_paths_unary).
+    return _paths_unary.for_leaky_relu(ctx, _prepare_reference(ctx))
+
+
+def _prepare_reference(ctx: OpContext) -> LeakyReluParams:
     ctx.check_io_count(1, 1)
     x = ctx.input(0)
     out = ctx.output(0)
@@ -60,8 +68,11 @@ def prepare(ctx: OpContext) -> LeakyReluParams:
         ctx.check(x.zp == 0 and out.zp == 0,
                   f"int16 LEAKY_RELU needs zero points 0, has {x.zp} and {out.zp}")
     s_in, s_out = np.float32(x.scale[0]), np.float32(out.scale[0])
-    m_alpha, s_alpha = quantize_multiplier(float(np.float32(np.float32(s_in * alpha) / s_out)))
-    m_id, s_id = quantize_multiplier(float(np.float32(s_in / s_out)))
+    with np.errstate(over="ignore"):
+        real_alpha = np.float32(np.float32(s_in * alpha) / s_out)
+        real_id = np.float32(s_in / s_out)
+    m_alpha, s_alpha = quantize_multiplier(finite(ctx, real_alpha, "input scale * alpha / output scale"))
+    m_id, s_id = quantize_multiplier(finite(ctx, real_id, "input scale / output scale"))
     return LeakyReluParams(kind="quantized", alpha=float(alpha), input_offset=x.zp,
                            output_offset=out.zp, output_multiplier_identity=m_id,
                            output_shift_identity=s_id, output_multiplier_alpha=m_alpha,
@@ -70,9 +81,12 @@ def prepare(ctx: OpContext) -> LeakyReluParams:
 
 
 def eval(p: LeakyReluParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    if isinstance(p, PathParams):
+        return _paths_unary.eval_leaky_relu(p, x, eval)
     if p.kind == "float":
         xf = np.asarray(x, np.float32)
-        return [np.where(xf > 0, xf, (xf * np.float32(p.alpha)).astype(np.float32)).astype(np.float32)]
+        with np.errstate(over="ignore", invalid="ignore"):  # x * alpha may overflow to inf, as in C
+            return [np.where(xf > 0, xf, (xf * np.float32(p.alpha)).astype(np.float32)).astype(np.float32)]
     v = np.asarray(x, np.int64) - p.input_offset
     identity = multiply_by_quantized_multiplier(v, p.output_multiplier_identity,
                                                 p.output_shift_identity)

@@ -40,13 +40,15 @@ from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
                                   multiply_by_quantized_multiplier_greater_than_one,
                                   quantize_multiplier, wrap_int32)
 
+from . import _paths_softmax
 from ._common import FLOAT32, INT8, UINT8, QMAX, QMIN, OpContext
+from ._paths_common import PathParams
 from ._gemmlowp_fixedpoint import (exp_on_negative_values, log_x_for_x_greater_than_or_equal_to_1,
                                    rdbpot, rescale, sub)
 from ._lut import approx_f32
 from .softmax import calculate_input_radius, softmax_real_multiplier
 
-NUMERICS = ("reference",)
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 INPUT_INTEGER_BITS = 5
 ACCUMULATION_INTEGER_BITS = 12
@@ -66,7 +68,12 @@ class LogSoftmaxParams:
     out_dtype: type = np.float32
 
 
-def prepare(ctx: OpContext) -> LogSoftmaxParams:
+def prepare(ctx: OpContext) -> LogSoftmaxParams | PathParams:
+    # "optimized"/"xnnpack" (8-bit): LiteRT's float lookup table, see _paths_softmax.
+    return _paths_softmax.for_softmax(True, ctx, _prepare_reference)
+
+
+def _prepare_reference(ctx: OpContext) -> LogSoftmaxParams:
     ctx.check_io_count(1, 1)
     x = ctx.input(0)
     out = ctx.output(0)
@@ -116,6 +123,10 @@ def _log_softmax_float(x: np.ndarray) -> np.ndarray:
 
 
 def eval(p: LogSoftmaxParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    if x.size == 0:  # nothing to normalize (LiteRT's loops run zero times)
+        return [np.zeros(x.shape, x.dtype)]
+    if isinstance(p, PathParams):
+        return _paths_softmax.eval_softmax(p, x, eval)
     if p.kind == "float":
         return [_log_softmax_float(x)]
     xi = np.asarray(x, np.int64)

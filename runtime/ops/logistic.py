@@ -28,11 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _paths_unary
 from ._common import FLOAT32, INT8, INT16, UINT8, QMAX, QMIN, OpContext
+from ._paths_common import PathParams
 from ._lut import (SIGMOID_TABLE_UINT16, approx_f32, int16_input_fixed, int16_input_rescale,
                    libm_f32, lut_lookup_int8, lut_populate_int8)
 
-NUMERICS = ("reference",)
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 _CUTOFF_UPPER = np.float32(16.619047164916992188)
 _CUTOFF_LOWER = np.float32(-9.0)
@@ -54,7 +56,12 @@ def _sigmoid_f32(x: np.ndarray) -> np.ndarray:
     return (one / (one + libm_f32("expf", -x))).astype(np.float32)
 
 
-def prepare(ctx: OpContext) -> LogisticParams:
+def prepare(ctx: OpContext) -> LogisticParams | PathParams:
+    # "xnnpack": XNNPACK's own 8-bit table when delegated (_paths_unary).
+    return _paths_unary.for_lut_activation("LOGISTIC", ctx, _prepare_reference)
+
+
+def _prepare_reference(ctx: OpContext) -> LogisticParams:
     ctx.check_io_count(1, 1)
     x = ctx.input(0)
     out = ctx.output(0)
@@ -76,6 +83,8 @@ def prepare(ctx: OpContext) -> LogisticParams:
               f"{out.s!r}, {out.zp}", ".outputs[0]")
     ctx.check(x.zp == 0, f"int16 LOGISTIC needs input zero point 0, has {x.zp}", ".inputs[0]")
     m, shift = int16_input_rescale(x.s, (0,))
+    ctx.check(m < 2**31, f"input scale {x.s!r} gives an input multiplier {m} beyond int32 "
+              "(LiteRT's static_cast<int32_t> of it is undefined)", ".inputs[0]")
     return LogisticParams(kind="int16", out_dtype=np.int16, input_multiplier=m,
                           input_left_shift=shift)
 
@@ -93,6 +102,8 @@ def _logistic_int16(p: LogisticParams, x: np.ndarray) -> np.ndarray:
 
 
 def eval(p: LogisticParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    if isinstance(p, PathParams):
+        return _paths_unary.eval_lut_activation(p, x, eval)
     if p.kind == "lut":
         return [lut_lookup_int8(x, p.lut, p.qmin, p.out_dtype)]
     if p.kind == "int16":

@@ -37,9 +37,11 @@ from quantcore.fixedpoint import multiply_by_quantized_multiplier, quantize_mult
 from ._broadcast import (binary_shapes, check_binary_io, clamp_float, float_activation_range,
                          int_activation_range, quantized_activation_range,
                          rounding_divide_by_pot_int16, to_dtype, wrap, wrapping_int64)
+from . import _paths_binary
 from ._common import FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext
+from ._paths_common import PathParams
 
-NUMERICS = ("reference",)
+NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,12 @@ def srdhm_int16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where((a == -32768) & (b == -32768), 32767, q)
 
 
-def prepare(ctx: OpContext) -> MulParams:
+def prepare(ctx: OpContext) -> MulParams | PathParams:
+    # Other numerics paths: see _paths_binary (LiteRT's NEON kernels, XNNPACK).
+    return _paths_binary.for_mul(ctx, _prepare_reference(ctx))
+
+
+def _prepare_reference(ctx: OpContext) -> MulParams:
     a, b, out = check_binary_io(ctx)
     t = a.type
     ctx.check_type(a, (FLOAT32, INT32, INT64, INT8, UINT8, INT16), "input")
@@ -91,7 +98,11 @@ def prepare(ctx: OpContext) -> MulParams:
     lo, hi = quantized_activation_range(ctx, out)
     # mul.cc: double real_multiplier = input1->params.scale * input2->params.scale
     #                                  / output->params.scale;  (all float32)
-    real = float(np.float32(np.float32(a.s) * np.float32(b.s)) / np.float32(out.s))
+    with np.errstate(over="ignore", under="ignore"):  # checked below
+        real = float(np.float32(np.float32(a.s) * np.float32(b.s)) / np.float32(out.s))
+    if ctx.numerics == "micro":  # TFLM mul_common.cc: built in double (runtime/micro.py)
+        from quantcore.runtime.micro import mul_real_multiplier
+        real = mul_real_multiplier(a, b, out)
     ctx.check(np.isfinite(real), f"multiplier s1*s2/s_out = {real} is not finite")
     m, shift = quantize_multiplier(real)
     sh = binary_shapes(ctx, a, b, flat_test="extended")
@@ -111,6 +122,8 @@ def prepare(ctx: OpContext) -> MulParams:
 
 
 def eval(p: MulParams, x1: np.ndarray, x2: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    if isinstance(p, PathParams):
+        return _paths_binary.eval_mul(p, x1, x2, eval)
     if p.kind == "float":
         with np.errstate(over="ignore", invalid="ignore"):
             r = x1.astype(np.float32) * x2.astype(np.float32)

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _paths_misc
 from ._common import FLOAT32, INT8, INT16, QMAX, QMIN, UINT8, OpContext, compute_padding
 
-NUMERICS = ("reference",)
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 F32_LOWEST = float(np.finfo(np.float32).min)
 F32_MAX = float(np.finfo(np.float32).max)
@@ -73,13 +74,20 @@ def check_activation_quantizable(ctx: OpContext, out) -> None:
     act = ctx.options.get("fused_activation_function", 0)
     bounds = {1: (0.0,), 2: (-1.0, 1.0), 3: (0.0, 6.0)}.get(act, ())
     for f in bounds:
-        q = np.float32(f) / np.float32(out.s)
+        with np.errstate(over="ignore"):
+            q = np.float32(f) / np.float32(out.s)
         ctx.check(bool(np.isfinite(q)) and -(2.0**31) <= float(q) < 2.0**31,
                   f"activation bound {f} / output scale {out.s} does not fit in int32",
                   ctx.where(out))
 
 
 def prepare(ctx: OpContext) -> PoolParams:
+    # "optimized" computes the same; "xnnpack" MAX_POOL quantizes its clamp bounds its own
+    # way (_paths_misc).
+    return _paths_misc.for_pooling(ctx, _prepare_reference(ctx))
+
+
+def _prepare_reference(ctx: OpContext) -> PoolParams:
     ctx.check_io_count(1, 1)
     x = ctx.input(0)
     out = ctx.output(0)
@@ -128,13 +136,26 @@ def taps(x: np.ndarray, p: PoolParams, fill):
     sh, sw = p.stride
     fh, fw = p.filter
     oh, ow = p.out_hw
-    # Pad enough that every window lies inside, however the last one overhangs.
-    need_b = max(pb, (oh - 1) * sh + fh - x.shape[1] - pt)
-    need_r = max(pr, (ow - 1) * sw + fw - x.shape[2] - pl)
-    xp = np.pad(x, ((0, 0), (pt, need_b), (pl, need_r), (0, 0)), constant_values=fill)
-    for fy in range(fh):
-        for fx in range(fw):
+    # Taps that no window places inside the image read only ``fill`` and change no
+    # result; LiteRT's loops skip them (filter_start/filter_end). Skipping them here
+    # too keeps a huge filter from costing time and memory.
+    fy0, fy1 = _useful_taps(pt, oh, sh, fh, x.shape[1])
+    fx0, fx1 = _useful_taps(pl, ow, sw, fw, x.shape[2])
+    # Pad enough that every used window part lies inside, however the last one overhangs.
+    need_b = max(0, (oh - 1) * sh + fy1 - x.shape[1] - pt)
+    need_r = max(0, (ow - 1) * sw + fx1 - x.shape[2] - pl)
+    xp = np.pad(x, ((0, 0), (pt - fy0, need_b), (pl - fx0, need_r), (0, 0)), constant_values=fill)
+    for fy in range(fy1 - fy0):
+        for fx in range(fx1 - fx0):
             yield xp[:, fy: fy + (oh - 1) * sh + 1: sh, fx: fx + (ow - 1) * sw + 1: sw, :]
+
+
+def _useful_taps(pad: int, out: int, stride: int, size: int, inp: int) -> tuple[int, int]:
+    """Filter offsets [lo, hi) that can land inside an input of ``inp`` pixels: offset
+    f reads rows ``o * stride - pad + f`` for o in [0, out)."""
+    lo = max(0, pad - (out - 1) * stride)
+    hi = min(size, inp + pad)
+    return lo, max(hi, lo + 1)
 
 
 def tap_counts(shape: tuple[int, ...], p: PoolParams) -> np.ndarray:
@@ -147,9 +168,10 @@ def eval(p: PoolParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
         x = np.asarray(x, np.float32)
         if p.pool == "average":
             total = np.float32(0)
-            for t in taps(x, p, 0.0):   # float32 additions in the C++ order (+0.0 off-image)
-                total = total + t
-            v = total / tap_counts(x.shape, p).astype(np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN sums, as in C
+                for t in taps(x, p, 0.0):   # float32 additions in the C++ order (+0.0 off-image)
+                    total = total + t
+                v = total / tap_counts(x.shape, p).astype(np.float32)
         else:
             lowest = np.float32(F32_LOWEST)
             v = np.full((x.shape[0],) + p.out_hw + (x.shape[3],), lowest, np.float32)

@@ -23,9 +23,13 @@ import numpy as np
 
 from quantcore.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 
+from ._checks import finite
 from ._common import FLOAT32, INT8, INT16, UINT8, QMAX, QMIN, OpContext
 
-NUMERICS = ("reference",)
+# Numerics paths: PreluEval<kGenericOptimized> runs the reference kernels for quantized
+# types (its float path computes the same x >= 0 ? x : x * alpha); XNNPACK takes float
+# with a constant alpha only. All paths agree.
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 _DTYPES = {INT8: np.int8, UINT8: np.uint8, INT16: np.int16}
 _ALPHA_TYPE = {FLOAT32: FLOAT32, INT8: INT8, UINT8: UINT8, INT16: INT8}
@@ -77,8 +81,10 @@ def prepare(ctx: OpContext) -> PreluParams:
     ctx.require_quantized(alpha)
     ctx.require_quantized(out)
     s_in, s_alpha, s_out = (np.float32(t.scale[0]) for t in (x, alpha, out))
-    m1, sh1 = quantize_multiplier(float(np.float32(s_in / s_out)))
-    m2, sh2 = quantize_multiplier(float(np.float32(np.float32(s_in * s_alpha) / s_out)))
+    with np.errstate(over="ignore"):
+        real1, real2 = np.float32(s_in / s_out), np.float32(np.float32(s_in * s_alpha) / s_out)
+    m1, sh1 = quantize_multiplier(finite(ctx, real1, "input scale / output scale"))
+    m2, sh2 = quantize_multiplier(finite(ctx, real2, "input scale * alpha scale / output scale"))
     return PreluParams(kind="quantized", input_offset=-x.zp, alpha_offset=-alpha.zp,
                        output_offset=out.zp, output_multiplier_1=m1, output_shift_1=sh1,
                        output_multiplier_2=m2, output_shift_2=sh2, qmin=QMIN[x.type],
@@ -89,7 +95,8 @@ def eval(p: PreluParams, x: np.ndarray, alpha: np.ndarray) -> list[np.ndarray]: 
     if p.kind == "float":
         xf = np.asarray(x, np.float32)
         af = np.broadcast_to(np.asarray(alpha, np.float32), xf.shape)
-        return [np.where(xf >= 0, xf, (xf * af).astype(np.float32)).astype(np.float32)]
+        with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN products, as in C
+            return [np.where(xf >= 0, xf, (xf * af).astype(np.float32)).astype(np.float32)]
     v = np.asarray(x, np.int64) + p.input_offset
     a = np.broadcast_to(np.asarray(alpha, np.int64) + p.alpha_offset, v.shape)
     positive = multiply_by_quantized_multiplier(v, p.output_multiplier_1, p.output_shift_1)

@@ -18,9 +18,11 @@ import numpy as np
 from quantcore.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from quantcore.numerics import quantize as affine_quantize
 
+from . import _paths_unary
 from ._common import FLOAT32, INT8, INT16, INT32, QMAX, QMIN, UINT8, OpContext
+from ._paths_common import PathParams
 
-NUMERICS = ("reference",)
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,12 @@ class QuantizeParams:
     out_dtype: type
 
 
-def prepare(ctx: OpContext) -> QuantizeParams:
+def prepare(ctx: OpContext) -> QuantizeParams | PathParams:
+    # Other numerics paths (LiteRT's NEON blocks, XNNPACK's convert): see _paths_unary.
+    return _paths_unary.for_quantize(ctx, _prepare_reference(ctx))
+
+
+def _prepare_reference(ctx: OpContext) -> QuantizeParams:
     ctx.check_io_count(1, 1)
     x = ctx.input(0)
     out = ctx.output(0)
@@ -65,6 +72,8 @@ def prepare(ctx: OpContext) -> QuantizeParams:
 
 
 def eval(p: QuantizeParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    if isinstance(p, PathParams):
+        return _paths_unary.eval_quantize(p, x, eval)
     if p.from_float:
         return [affine_quantize(x, p.scale, p.zero_point, p.out_dtype, axis=p.axis)]
     acc = multiply_by_quantized_multiplier(x.astype(np.int64) - p.input_zero_point,

@@ -80,9 +80,11 @@ from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
                                   multiply_by_quantized_multiplier_int64, quantize_multiplier,
                                   wrap_int32)
 
+from . import _paths_reduce
 from ._common import BOOL, FLOAT32, INT8, INT16, INT32, INT64, QMAX, QMIN, UINT8, OpContext
+from ._paths_common import PathParams
 
-NUMERICS = ("reference",)
+NUMERICS = ("reference", "optimized", "xnnpack", "micro")  # micro: SUM below
 
 _OPS = {"MEAN": "mean", "SUM": "sum", "REDUCE_MAX": "max", "REDUCE_MIN": "min",
         "REDUCE_PROD": "prod"}
@@ -150,7 +152,12 @@ def make_plan(shape: tuple[int, ...], axis_values, keep_dims: bool, error) -> Re
                       reduce_all=len(reduced) == rank, empty=any(int(d) == 0 for d in shape))
 
 
-def prepare(ctx: OpContext) -> ReduceParams:
+def prepare(ctx: OpContext) -> ReduceParams | PathParams:
+    # Other numerics paths (LiteRT's optimized MEAN/SUM, XNNPACK): see _paths_reduce.
+    return _paths_reduce.for_reduce(ctx, _prepare_reference)
+
+
+def _prepare_reference(ctx: OpContext) -> ReduceParams:
     op = _OPS.get(ctx.op_name)
     if op is None:
         raise ctx.unsupported("the reduce module implements MEAN, SUM, REDUCE_MAX, REDUCE_MIN "
@@ -184,14 +191,16 @@ def prepare(ctx: OpContext) -> ReduceParams:
     if op in ("mean", "sum") and kind in _QUANT_KINDS:
         ctx.require_quantized(x)
         ctx.require_quantized(out)
-        if op == "sum" and kind == "int16":
+        # TFLM (micro reduce_common.cc EvalSumHelper) sums int8/int16 in their own types.
+        micro = ctx.numerics == "micro"
+        if op == "sum" and kind == "int16" and not micro:
             raise NumericsPathError(
                 f"{ctx.path}: SUM int16: LiteRT BUILTIN_REF (reduce.cc EvalSum) reads the int16 "
                 "tensors as uint8 bytes, so it sums half of the input bytes and leaves half of "
                 "the output bytes uninitialised; no reproducible reference result exists "
                 "(LiteRT's optimized path computes the int16 sum)")
         m, s = quantize_multiplier(float(x.s) / float(out.s))
-        as_uint8 = op == "sum" and kind == "int8"
+        as_uint8 = op == "sum" and kind == "int8" and not micro
         qt = UINT8 if as_uint8 else x.type
         return ReduceParams(mode="quantized_mean_or_sum", compute_sum=op == "sum", as_uint8=as_uint8,
                             input_zero_point=x.zp, output_zero_point=out.zp, output_multiplier=m,
@@ -259,7 +268,8 @@ def _sequential(ufunc, rows: np.ndarray, init, dtype, from_first: bool) -> np.nd
         return np.full(rows.shape[0], init, dtype)
     if not from_first:
         rows = np.concatenate([np.full((rows.shape[0], 1), init, dtype), rows], axis=1)
-    return ufunc.accumulate(rows, axis=1, dtype=dtype)[:, -1]
+    with np.errstate(over="ignore", invalid="ignore"):  # float sums overflow to inf, as in C
+        return ufunc.accumulate(rows, axis=1, dtype=dtype)[:, -1]
 
 
 def _float_extreme(rows: np.ndarray, op: str, from_first: bool) -> np.ndarray:
@@ -350,6 +360,8 @@ def _quantized_prod(p: ReduceParams, x: np.ndarray, plan: ReducePlan) -> np.ndar
 
 
 def eval(p: ReduceParams, x: np.ndarray, axis: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    if isinstance(p, PathParams):
+        return _paths_reduce.eval_reduce(p, x, axis, eval)
     x = np.asarray(x)
     plan = p.plan
     if plan is None:   # axis computed at run time: LiteRT resolves it in Eval

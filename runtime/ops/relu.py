@@ -25,11 +25,14 @@ import numpy as np
 from quantcore.fixedpoint import (float_to_int32_x86, multiply_by_quantized_multiplier,
                                   quantize_multiplier, round_half_away)
 
+from ._checks import finite
 from ._common import FLOAT32, INT8, INT16, UINT8, QMAX, QMIN, OpContext
 
 # Register_RELU/RELU6/RELU_N1_TO_1/RELU_0_TO_1 is the same registration in LiteRT's
 # reference and builtin resolvers, so both paths compute exactly this.
-NUMERICS = ("reference", "optimized")
+# Numerics paths: one kernel in both resolvers; XNNPACK takes the float ops only (a clamp,
+# the same values). All paths agree.
+NUMERICS = ("reference", "optimized", "xnnpack", "micro")  # micro: RELU6 below
 
 # real bounds (lo, hi) of each operator
 _BOUNDS = {"RELU": (0.0, np.inf), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0),
@@ -74,8 +77,17 @@ def prepare(ctx: OpContext) -> ReluParams:
         ctx.check(x.zp == 0, f"int16 {ctx.op_name} needs input zero point 0, has {x.zp}", ".inputs[0]")
         ctx.check(out.zp == 0, f"int16 {ctx.op_name} needs output zero point 0, has {out.zp}",
                   ".outputs[0]")
-    m, shift = quantize_multiplier(float(np.float32(x.scale[0]) / np.float32(out.scale[0])))
+    with np.errstate(over="ignore"):
+        real = np.float32(x.scale[0]) / np.float32(out.scale[0])
+    m, shift = quantize_multiplier(finite(ctx, real, "input scale / output scale"))
     qmin, qmax = QMIN[x.type], QMAX[x.type]
+    if ctx.numerics == "micro" and ctx.op_name == "RELU6":
+        # TFLM (micro activations_common.cc Relu6Prepare): clamp the input codes to
+        # [zp_in, FloatToQuantizedType(6, s_in, zp_in)]; the output's quantization is ignored.
+        six = min(qmax, max(qmin, _quantize_bound(6.0, x.s, x.zp)))
+        return ReluParams(kind="quantized", lo=lo, hi=hi, input_offset=x.zp, output_offset=x.zp,
+                          output_multiplier=1 << 30, output_shift=1, quantized_activation_min=x.zp,
+                          quantized_activation_max=six, out_dtype=_DTYPES[x.type])
     act_min = max(qmin, _quantize_bound(lo, out.s, out.zp))
     act_max = qmax if hi == np.inf else min(qmax, _quantize_bound(hi, out.s, out.zp))
     return ReluParams(kind="quantized", lo=lo, hi=hi, input_offset=x.zp, output_offset=out.zp,

@@ -20,9 +20,12 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._common import FLOAT32, INT8, INT16, UINT8, OpContext
+from ._checks import check_output_size, int_param
+from . import _paths_misc
+from ._common import FLOAT32, INT8, INT16, INT32, UINT8, OpContext
+from ._paths_common import PathParams
 
-NUMERICS = ("reference",)
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,20 @@ class ResizeBilinearParams:
     integer: bool
 
 
-def prepare(ctx: OpContext) -> ResizeBilinearParams:
+def prepare(ctx: OpContext) -> ResizeBilinearParams | PathParams:
+    # Other numerics paths (LiteRT's uint8 float kernel, XNNPACK's Q11 kernel): _paths_misc.
+    return _paths_misc.for_resize_bilinear(ctx, _prepare_reference(ctx))
+
+
+def _prepare_reference(ctx: OpContext) -> ResizeBilinearParams:
     ctx.check_io_count(2, 1)
     x = ctx.input(0)
     size = ctx.input(1)
     ctx.check(len(x.shape) == 4, f"input must be 4-D, is {list(x.shape)}", ".inputs[0]")
     ctx.check(list(size.shape) == [2], "size must have shape [2]", ".inputs[1]")
+    # An empty image leaves nothing to interpolate from (LiteRT reads out of bounds).
+    ctx.check(x.shape[1] > 0 and x.shape[2] > 0, f"input {list(x.shape)} has no pixels", ".inputs[0]")
+    int_param(ctx, 1, "size", (INT32,))  # resize_bilinear.cc: int32
     ctx.check_type(x, (FLOAT32, UINT8, INT8, INT16), "input")
     ctx.check(ctx.output(0).type == x.type, "output type differs from input type")
     ac = bool(ctx.options.get("align_corners", False))
@@ -74,10 +85,14 @@ def _int_coords(out: int, inp: int, align: bool, half: bool):
 
 
 def eval(p: ResizeBilinearParams, x: np.ndarray, size: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    if isinstance(p, PathParams):
+        return _paths_misc.eval_resize_bilinear(p, x, size, eval)
     oh, ow = (int(v) for v in np.asarray(size).reshape(-1)[:2])
     if oh <= 0 or ow <= 0:
         raise InputError(f"{p.path}: output size {oh}x{ow} must be positive")
     n, ih, iw, c = x.shape
+    # The arithmetic works on int64 / float32 arrays of the output's size.
+    check_output_size(p.path, "RESIZE_BILINEAR", (n, oh, ow, c), np.int64 if p.integer else np.float32)
     if p.integer:
         vy, y0, y1 = _int_coords(oh, ih, p.align_corners, p.half_pixel_centers)
         vx, x0, x1 = _int_coords(ow, iw, p.align_corners, p.half_pixel_centers)
@@ -95,11 +110,12 @@ def eval(p: ResizeBilinearParams, x: np.ndarray, size: np.ndarray) -> list[np.nd
     fy = (vy - y0.astype(np.float32)).astype(np.float32)[:, None, None]
     fx = (vx - x0.astype(np.float32)).astype(np.float32)[None, :, None]
     xf = x.astype(np.float32)
-    t1 = xf[:, y0][:, :, x0] * (one - fy) * (one - fx)
-    t2 = xf[:, y1][:, :, x0] * fy * (one - fx)
-    t3 = xf[:, y0][:, :, x1] * (one - fy) * fx
-    t4 = xf[:, y1][:, :, x1] * fy * fx
-    s = (((t1 + t2) + t3) + t4).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN inputs, as in C
+        t1 = xf[:, y0][:, :, x0] * (one - fy) * (one - fx)
+        t2 = xf[:, y1][:, :, x0] * fy * (one - fx)
+        t3 = xf[:, y0][:, :, x1] * (one - fy) * fx
+        t4 = xf[:, y1][:, :, x1] * fy * fx
+        s = (((t1 + t2) + t3) + t4).astype(np.float32)
     if x.dtype == np.float32:
         return [s]
     return [np.trunc(s + np.float32(0.5)).astype(x.dtype)]

@@ -55,12 +55,15 @@ from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
                                   multiply_by_quantized_multiplier_greater_than_one,
                                   quantize_multiplier, wrap_int32)
 
+from . import _paths_softmax
+from ._checks import finite
 from ._common import FLOAT32, INT8, INT16, UINT8, QMAX, QMIN, OpContext
+from ._paths_common import PathParams
 from ._gemmlowp_fixedpoint import (count_leading_zeros_u32, exp_on_negative_values,
                                    get_reciprocal, rdbpot, rescale, srdhm)
 from ._lut import approx_f32, libm_f64, lut_lookup_int16, lut_populate_int16
 
-NUMERICS = ("reference",)
+NUMERICS = ("reference", "optimized", "xnnpack", "micro")  # micro: runtime/micro.py
 
 SCALED_DIFF_INTEGER_BITS = 5
 ACCUMULATION_INTEGER_BITS = 12
@@ -120,7 +123,12 @@ def _near(scale, denominator: int) -> bool:
     return bool(abs(f32(scale) - target) <= f32(f32(f32(0.001) * f32(1)) / f32(denominator)))
 
 
-def prepare(ctx: OpContext) -> SoftmaxParams:
+def prepare(ctx: OpContext) -> SoftmaxParams | PathParams:
+    # "optimized"/"xnnpack" (8-bit): LiteRT's float lookup table, see _paths_softmax.
+    return _paths_softmax.for_softmax(False, ctx, _prepare_reference)
+
+
+def _prepare_reference(ctx: OpContext) -> SoftmaxParams:
     ctx.check_io_count(1, 1)
     x = ctx.input(0)
     out = ctx.output(0)
@@ -131,6 +139,7 @@ def prepare(ctx: OpContext) -> SoftmaxParams:
         return SoftmaxParams(kind="float", beta=beta, path=ctx.path)
     ctx.check_type(x, (INT8, UINT8, INT16), "input")
     ctx.require_quantized(x)
+    finite(ctx, beta, "beta")
     if out.type != x.type and (x.type == INT16 or out.type != INT16):
         supported = x.type_name + ("" if x.type == INT16 else ", INT16")
         raise ctx.unsupported(f"{out.type_name} output for {x.type_name} input (supported: "
@@ -147,8 +156,13 @@ def prepare(ctx: OpContext) -> SoftmaxParams:
                   f"{out.s!r}", ".outputs[0]")
         ctx.check(x.zp == 0, f"int16 SOFTMAX needs input zero point 0, has {x.zp}", ".inputs[0]")
         exp_lut, recip_lut = _int16_tables()
-        real = float(np.float32(np.float32(x.scale[0]) * np.float32(beta))) / (10.0 / 65535.0)
-        m, shift = quantize_multiplier(real)
+        with np.errstate(over="ignore"):
+            real = float(np.float32(np.float32(x.scale[0]) * np.float32(beta))) / (10.0 / 65535.0)
+        if ctx.numerics == "micro":  # TFLM softmax_common.cc: float32 tables, double multiplier
+            from quantcore.runtime.micro import softmax_int16_tables
+            exp_lut, recip_lut = softmax_int16_tables()
+            real = float(np.float32(x.scale[0])) * float(np.float32(beta)) / (10.0 / 65535.0)
+        m, shift = quantize_multiplier(finite(ctx, real, "input scale * beta"))
         return SoftmaxParams(kind="int16", path=ctx.path, beta=beta, input_multiplier=m,
                              input_left_shift=shift, out_dtype=np.int16, exp_lut=exp_lut,
                              one_over_one_plus_x_lut=recip_lut)
@@ -170,9 +184,10 @@ def prepare(ctx: OpContext) -> SoftmaxParams:
 def _softmax_float(p: SoftmaxParams, x: np.ndarray) -> np.ndarray:
     xf = np.asarray(x, np.float32)
     mx = np.max(xf, axis=-1, keepdims=True)
-    e = approx_f32("expf", ((xf - mx).astype(np.float32) * np.float32(p.beta)).astype(np.float32))
-    total = np.add.accumulate(e, axis=-1, dtype=np.float32)[..., -1:]
-    return (e / total).astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf/NaN inputs or beta: NaN, as in C
+        e = approx_f32("expf", ((xf - mx).astype(np.float32) * np.float32(p.beta)).astype(np.float32))
+        total = np.add.accumulate(e, axis=-1, dtype=np.float32)[..., -1:]
+        return (e / total).astype(np.float32)
 
 
 def _softmax_quantized(p: SoftmaxParams, x: np.ndarray) -> np.ndarray:
@@ -214,6 +229,10 @@ def _softmax_int16(p: SoftmaxParams, x: np.ndarray) -> np.ndarray:
 
 
 def eval(p: SoftmaxParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    if x.size == 0:  # nothing to normalize (LiteRT's loops run zero times)
+        return [np.zeros(x.shape, getattr(p.base if isinstance(p, PathParams) else p, "out_dtype"))]
+    if isinstance(p, PathParams):
+        return _paths_softmax.eval_softmax(p, x, eval)
     if p.kind == "float":
         return [_softmax_float(p, x)]
     if p.kind == "int16":

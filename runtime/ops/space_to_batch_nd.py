@@ -13,9 +13,12 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._common import INT8, INT16, UINT8, OpContext
+from ._checks import check_output_size, int_param
+from ._common import INT8, INT16, INT32, UINT8, OpContext
 
-NUMERICS = ("reference", "optimized", "micro")
+# Numerics paths: optimized_ops uses reference_ops::SpaceToBatchND and XNNPACK has no
+# visitor for it: data movement, identical everywhere.
+NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,16 @@ def prepare(ctx: OpContext) -> SpaceToBatchParams:
     out = ctx.output(0)
     ctx.check(len(x.shape) in (3, 4), f"input must be 3-D or 4-D, is {list(x.shape)}", ".inputs[0]")
     ctx.check(out.type == x.type, "output type differs from input type")
+    int_param(ctx, 1, "block_shape", (INT32,))  # read as int32 (space_to_batch_nd.cc)
+    int_param(ctx, 2, "paddings", (INT32,))
     pad = 0
     if x.type in (INT8, UINT8, INT16) and x.quantized and out.quantized:
         ctx.check(x.s == out.s and x.zp == out.zp, "input and output must share scale and zero point")
         pad = out.zp
+    if ctx.numerics == "micro":
+        # TFLM (micro space_to_batch_nd.cc) never sets SpaceToBatchParams.output_offset: its
+        # persistent OpData is fresh, zeroed arena memory, so it pads with 0 (not the zero point).
+        pad = 0
     return SpaceToBatchParams(ctx.path, pad)
 
 
@@ -43,6 +52,8 @@ def eval(p: SpaceToBatchParams, x: np.ndarray, block: np.ndarray, paddings: np.n
     pads = np.asarray(paddings, np.int64).reshape(-1, 2)
     if len(block) != nsp or pads.shape[0] != nsp or any(b <= 0 for b in block) or np.any(pads < 0):
         raise InputError(f"{p.path}: invalid block shape {block} or paddings {pads.tolist()}")
+    check_output_size(p.path, "SPACE_TO_BATCH_ND", [x.shape[0]] + [s + int(a) + int(b) for s, (a, b) in
+                      zip(x.shape[1:-1], pads.tolist())] + [x.shape[-1]], x.dtype)
     xp = np.pad(x, [(0, 0)] + [tuple(r) for r in pads.tolist()] + [(0, 0)], constant_values=p.pad_value)
     n = x.shape[0]
     sp = xp.shape[1:-1]

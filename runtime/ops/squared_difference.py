@@ -32,7 +32,9 @@ from ._broadcast import binary_shapes, check_binary_io, check_output_type, to_dt
 from ._common import FLOAT32, INT8, INT32, OpContext
 from .add import mbqm_smaller_than_one_exp
 
-NUMERICS = ("reference",)
+# Numerics paths: LiteRT registers one SQUARED_DIFFERENCE kernel in every resolver and
+# XNNPACK takes float only ((a - b)^2 in float32, the same value): all paths agree.
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 
 @dataclass(frozen=True)

@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _paths_binary
 from ._common import OpContext
 from .add import AddParams, prepare_add_sub
 from .add import eval as _eval_add_sub
 
-NUMERICS = ("reference",)
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 
 def prepare(ctx: OpContext) -> AddParams:
-    return prepare_add_sub(ctx, subtract=True)
+    # Other numerics paths: see _paths_binary (LiteRT runs the reference SUB for 8 bits).
+    return _paths_binary.for_add_sub(ctx, prepare_add_sub(ctx, subtract=True))
 
 
 def eval(p: AddParams, x1: np.ndarray, x2: np.ndarray) -> list[np.ndarray]:  # noqa: A001

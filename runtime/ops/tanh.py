@@ -27,12 +27,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _paths_unary
 from ._common import FLOAT32, INT8, INT16, UINT8, QMAX, QMIN, OpContext
+from ._paths_common import PathParams
 from ._gemmlowp_fixedpoint import wrap_int16
 from ._lut import (SIGMOID_TABLE_UINT16, approx_f32, checked_log2, int16_input_fixed,
                    int16_input_rescale, libm_f32, lut_lookup_int8, lut_populate_int8)
 
-NUMERICS = ("reference",)
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,12 @@ class TanhParams:
     input_left_shift: int = 0
 
 
-def prepare(ctx: OpContext) -> TanhParams:
+def prepare(ctx: OpContext) -> TanhParams | PathParams:
+    # "xnnpack": XNNPACK's own 8-bit table when delegated (_paths_unary).
+    return _paths_unary.for_lut_activation("TANH", ctx, _prepare_reference)
+
+
+def _prepare_reference(ctx: OpContext) -> TanhParams:
     ctx.check_io_count(1, 1)
     x = ctx.input(0)
     out = ctx.output(0)
@@ -66,6 +73,8 @@ def prepare(ctx: OpContext) -> TanhParams:
     ctx.check(pot and log2 == -15, f"int16 TANH needs an output scale of 2^-15, has {out.s!r}",
               ".outputs[0]")
     m, shift = int16_input_rescale(x.s, (0, 1))
+    ctx.check(m < 2**31, f"input scale {x.s!r} gives an input multiplier {m} beyond int32 "
+              "(LiteRT's static_cast<int32_t> of it is undefined)", ".inputs[0]")
     return TanhParams(kind="int16", out_dtype=np.int16, input_multiplier=m, input_left_shift=shift)
 
 
@@ -82,6 +91,8 @@ def _tanh_int16(p: TanhParams, x: np.ndarray) -> np.ndarray:
 
 
 def eval(p: TanhParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    if isinstance(p, PathParams):
+        return _paths_unary.eval_lut_activation(p, x, eval)
     if p.kind == "lut":
         return [lut_lookup_int8(x, p.lut, p.qmin, p.out_dtype)]
     if p.kind == "int16":

@@ -37,12 +37,16 @@ from quantcore.errors import InputError
 from quantcore.fixedpoint import (float_to_int32_x86, multiply_by_quantized_multiplier,
                                   quantize_multiplier, wrap_int32)
 
+from ._checks import finite
 from ._common import FLOAT32, INT8, INT16, INT32, INT64, QMAX, QMIN, OpContext
 from ._gemmlowp_fixedpoint import get_inv_sqrt_quantized_multiplier_exp, wrap_int16
 from ._lut import (approx_f32, libm_f32, lut_lookup_int8, lut_lookup_int16, lut_populate_int8,
                    lut_populate_int16)
 
-NUMERICS = ("reference",)
+# Numerics paths: EXP, ABS, SQRT, RSQRT and NEG have one LiteRT kernel (Register_EXP
+# returns the reference one) and XNNPACK takes their float versions only, so quantized
+# results agree on every path (float EXP/SQRT/RSQRT under XNNPACK: within a few ulp).
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 _DTYPES = {INT8: np.int8, INT16: np.int16, INT32: np.int32, INT64: np.int64, FLOAT32: np.float32}
 _TYPES = {"EXP": (FLOAT32, INT8, INT16), "SQRT": (FLOAT32, INT8, INT16),
@@ -138,7 +142,9 @@ def prepare(ctx: OpContext) -> UnaryParams:
                            multiplier=m, shift=s, **q)
     # ABS, quantized int8/int16
     needs_rescale = f32(x.scale[0]) != f32(out.scale[0])
-    m, s = quantize_multiplier(float(f32(f32(x.scale[0]) / f32(out.scale[0])))) if needs_rescale else (0, 0)
+    with np.errstate(over="ignore"):
+        real = f32(f32(x.scale[0]) / f32(out.scale[0]))
+    m, s = quantize_multiplier(finite(ctx, real, "input scale / output scale")) if needs_rescale else (0, 0)
     return UnaryParams(kind="abs", needs_rescale=bool(needs_rescale), multiplier=m, shift=s, **q)
 
 
@@ -194,13 +200,15 @@ def eval(p: UnaryParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
     if p.kind == "sqrt":
         f32 = np.float32
         centred = (np.asarray(x, np.int64) - p.input_offset).astype(f32)
-        dequantized = (f32(p.input_scale) * centred).astype(f32)
+        with np.errstate(over="ignore"):  # extreme scales saturate below, as in C
+            dequantized = (f32(p.input_scale) * centred).astype(f32)
         neg = dequantized < 0
         if np.any(neg):
             first = tuple(int(i) for i in np.argwhere(neg)[0])
             raise InputError(f"{p.path}: SQRT: Sqrt is only defined for non-negative values; input "
                              f"element {first} dequantizes to {float(dequantized[first])}")
-        ratio = (np.sqrt(dequantized) / f32(p.output_scale)).astype(f32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ratio = (np.sqrt(dequantized) / f32(p.output_scale)).astype(f32)
         # static_cast<int>: x86 cvttss2si, INT32_MIN when out of range (measured), then an
         # int32 addition of the zero point that wraps
         q = wrap_int32(float_to_int32_x86(ratio) + p.output_offset)
