@@ -297,13 +297,19 @@ class Model:
     def tensor_data(self, subgraph: int, tensor: int) -> np.ndarray | None:
         """The constant value of a tensor as a NumPy array (read-only view where
         possible), or None when the tensor has no data. INT4/INT2 are unpacked
-        (low nibble first, sign-extended); STRING gives an object array of bytes."""
+        (low nibble first, sign-extended); STRING gives an object array of bytes; a
+        sparse constant gives its stored values, 1-D."""
         t = self.subgraphs[subgraph].tensors[tensor]
         buf = self.buffers[t.buffer] if t.buffer < len(self.buffers) else None
         if buf is None or buf.data is None or len(buf.data) == 0:
             return None
-        return decode_tensor_bytes(buf.data, t.type, t.shape,
-                                   f"subgraphs[{subgraph}].tensors[{tensor}]")
+        where = f"subgraphs[{subgraph}].tensors[{tensor}]"
+        if t.sparsity is not None:
+            # A sparse constant stores only its non-zero values (1-D); DENSIFY or the
+            # kernel that reads it rebuilds the dense tensor from the sparsity metadata.
+            item = packed_nbytes(t.type, 1) or 1
+            return decode_tensor_bytes(buf.data, t.type, [len(buf.data) // item], where)
+        return decode_tensor_bytes(buf.data, t.type, t.shape, where)
 
     def metadata_dict(self) -> dict[str, bytes]:
         """Metadata entries as {name: bytes}, e.g. ``min_runtime_version``."""
