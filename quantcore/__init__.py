@@ -6,6 +6,8 @@ Public API (imported lazily, so ``import quantcore`` stays light)::
     quantcore.compare(model, inputs=None, numerics="reference") -> CompareResult
     quantcore.Interpreter(model_path=...)         # the tf.lite.Interpreter interface
     quantcore.read_model(path) / quantcore.write_model(model)
+    quantcore.fake_quant(x, min, max, num_bits=8)  # TensorFlow's FakeQuant, bit for bit
+    quantcore.prune(model, sparsity=0.5) / quantcore.cluster(model, clusters=16) -> bytes
 """
 from quantcore.errors import (CalibrationError, InputError, ModelFormatError, NumericsPathError,
                               QuantcoreError, UnsupportedOpError)
@@ -18,6 +20,9 @@ _LAZY = {
     "Interpreter": ("quantcore.runtime", "Interpreter"),
     "read_model": ("quantcore.schema", "read_model"),
     "write_model": ("quantcore.schema", "write_model"),
+    "fake_quant": ("quantcore.qat", "fake_quant"),
+    "prune": ("quantcore.compress", "prune"),
+    "cluster": ("quantcore.compress", "cluster"),
 }
 
 

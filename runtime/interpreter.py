@@ -14,6 +14,7 @@ checked that this order is topological). Every operator was prepared once in
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -21,14 +22,15 @@ from typing import Any, Callable
 import numpy as np
 
 from quantcore.errors import InputError, ModelFormatError, NumericsPathError
-from quantcore.schema import read_model
-from quantcore.schema.model import Model, TensorType, numpy_dtype
+from quantcore.schema import DEFAULT_MEMORY_BUDGET, read_model
+from quantcore.schema.builder import make_options
+from quantcore.schema.model import Model, Operator, TensorType, numpy_dtype
 
 from .ops import get_kernel
 from .ops._common import NUMERICS, OpContext, TensorInfo
 
 # Operators evaluated once at allocation when all their inputs are constant.
-_FOLDABLE = frozenset({"DEQUANTIZE"})
+_FOLDABLE = frozenset({"DEQUANTIZE", "DENSIFY", "QUANTIZE"})
 
 
 @dataclass
@@ -40,6 +42,52 @@ class _PreparedOp:
     inputs: list[int]
     outputs: list[int]
     folded: bool = False      # evaluated once in allocate_tensors (constant inputs)
+    in_shapes: tuple = ()     # the input shapes prepare saw (None for absent inputs)
+
+
+def _constant(model: Model, s: int, i: int) -> np.ndarray | None:
+    """A tensor's constant value. An empty data vector is data too (the validator
+    makes such a tensor a constant): a zero-element tensor's value is an empty array."""
+    value = model.tensor_data(s, i)
+    t = model.subgraphs[s].tensors[i]
+    if value is None and t.buffer and model.buffers[t.buffer].data is not None and t.num_elements == 0:
+        value = np.zeros(t.shape, numpy_dtype(t.type))
+    return value
+
+
+def _options(op: Operator, name: str) -> dict:
+    """The operator's builtin options; when the model omits the options table, the
+    schema's defaults (LiteRT default-initializes the params struct), so kernels can
+    read every field."""
+    opts = op.options
+    if not op.builtin_options_type:
+        utype, _ = make_options(name)
+        if utype:
+            opts = {**Operator(builtin_options_type=utype, builtin_options={}).options, **opts}
+    return opts
+
+
+def _as_array(value: Any, what: str) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as e:  # ragged nested lists, objects NumPy cannot convert
+        raise InputError(f"{what}: not an array ({e})") from None
+
+
+def _new_shape(tensor_size: Any, tensor) -> tuple[int, ...]:
+    """A shape for ``resize_tensor_input``: integers in [0, 2^31) (LiteRT's int32 dims)
+    whose bytes fit the reader's memory budget."""
+    arr = _as_array(tensor_size, "resize_tensor_input")
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise InputError(f"resize_tensor_input needs a list of integers, got {tensor_size!r}")
+    shape = tuple(int(d) for d in arr)
+    if any(not 0 <= d < 2**31 for d in shape):
+        raise InputError(f"invalid shape {list(shape)}: dimensions must be in [0, 2^31)")
+    nbytes = math.prod(shape) * numpy_dtype(tensor.type).itemsize
+    if nbytes > DEFAULT_MEMORY_BUDGET:
+        raise InputError(f"shape {list(shape)} needs {nbytes} bytes, over the memory budget of "
+                         f"{DEFAULT_MEMORY_BUDGET} bytes")
+    return shape
 
 
 class _SubgraphState:
@@ -51,7 +99,7 @@ class _SubgraphState:
         sg = model.subgraphs[index]
         self.sg = sg
         self.shapes: list[tuple[int, ...]] = [tuple(t.shape) for t in sg.tensors]
-        self.constants: list[np.ndarray | None] = [model.tensor_data(index, i) for i in range(len(sg.tensors))]
+        self.constants: list[np.ndarray | None] = [_constant(model, index, i) for i in range(len(sg.tensors))]
         self.values: list[np.ndarray | None] = list(self.constants)
         self.ops: list[_PreparedOp] = []
         self.allocated = False
@@ -77,12 +125,23 @@ class Interpreter:
     raises ``UnsupportedOpError`` at construction, listing the supported set.
     ``experimental_preserve_all_tensors`` is accepted for compatibility: quantcore
     always keeps every intermediate tensor readable.
+
+    Several subgraphs: control-flow kernels (WHILE, IF, CALL_ONCE) run a subgraph
+    through :meth:`invoke_subgraph`. A WHILE loop that has run
+    ``max_loop_iterations`` body iterations (default 1,000,000) raises
+    ``LoopLimitError`` (a QuantcoreError) instead of hanging. State persists across
+    ``invoke`` as in LiteRT: variable tensors (``is_variable``, set to zero, or to the
+    zero point for int8, when a subgraph is first allocated and by
+    :meth:`reset_all_variables`), resource variables (VAR_HANDLE / ASSIGN_VARIABLE /
+    READ_VARIABLE, kept in ``self.resources`` by resource id; not reset, as in
+    LiteRT) and which CALL_ONCE init subgraphs have run.
     """
 
     def __init__(self, model_path: str | os.PathLike | None = None,
                  model_content: bytes | None = None, *, numerics: str = "reference",
                  experimental_preserve_all_tensors: bool = False,
-                 num_threads: int | None = None, model: Model | None = None) -> None:
+                 num_threads: int | None = None, model: Model | None = None,
+                 max_loop_iterations: int = 1_000_000) -> None:
         given = [x is not None for x in (model_path, model_content, model)]
         if sum(given) != 1:
             raise InputError("give exactly one of model_path, model_content or model")
@@ -90,9 +149,13 @@ class Interpreter:
             raise InputError(f"numerics must be one of {', '.join(NUMERICS)}, not {numerics!r}")
         self.numerics = numerics
         self.model = model if model is not None else read_model(
-            model_path if model_path is not None else model_content)
+            model_path if model_path is not None else model_content,
+            micro=numerics == "micro")  # TFLM accepts more quantized_dimension values
         self.preserve_all_tensors = experimental_preserve_all_tensors
         self._states = [_SubgraphState(self.model, i) for i in range(len(self.model.subgraphs))]
+        self.max_loop_iterations = int(max_loop_iterations)
+        self.resources: dict[int, np.ndarray] = {}   # resource variables by resource id
+        self.initialized_subgraphs: set[int] = set()  # CALL_ONCE init subgraphs already run
         self._kernels = self._resolve_kernels()
 
     # -- construction --------------------------------------------------------------
@@ -104,6 +167,9 @@ class Interpreter:
                 path = f"subgraphs[{s}].operators[{o}]"
                 kernel = get_kernel(code.name, code.version, path)
                 paths = getattr(kernel, "NUMERICS", ("reference",))
+                if self.numerics == "micro":  # TFLM's kernels and types: runtime/micro.py
+                    from .micro import micro_paths
+                    paths = micro_paths(self.model, s, o, paths, path)
                 if self.numerics not in paths:
                     raise NumericsPathError(
                         f"{path}: {code.name} has no '{self.numerics}' numerics path in quantcore "
@@ -112,31 +178,83 @@ class Interpreter:
         return kernels
 
     def _prepare(self, state: _SubgraphState) -> None:
+        if not state.allocated:
+            self._reset_variables(state)
         state.ops = []
-        state.constants = [self.model.tensor_data(state.index, i) for i in range(len(state.sg.tensors))]
+        state.constants = [_constant(self.model, state.index, i) for i in range(len(state.sg.tensors))]
         for o, op in enumerate(state.sg.operators):
             code = self.model.operator_codes[op.opcode_index]
-            ctx = OpContext(
-                model=self.model, subgraph=state.index, index=o, op=op, op_name=code.name,
-                version=code.version,
-                inputs=[None if i < 0 else state.tensor_info(i) for i in op.inputs],
-                outputs=[state.tensor_info(i) for i in op.outputs],
-                options=op.options, numerics=self.numerics)
             kernel = self._kernels[(state.index, o)]
-            params = kernel.prepare(ctx)
-            prepared = _PreparedOp(o, code.name, kernel, params, list(op.inputs), list(op.outputs))
+            prepared = self._prepare_op(state, o)
+            params = prepared.params
             if code.name in _FOLDABLE and op.inputs and all(
                     i >= 0 and state.constants[i] is not None for i in op.inputs):
-                # A DEQUANTIZE of a constant (float16 or int8 weights) gives a constant:
-                # compute it once here, as LiteRT's dequantize.cc does for constant inputs,
-                # so the operators that read it see constant weights.
+                # A DEQUANTIZE or DENSIFY of a constant (float16, int8 or sparse weights)
+                # gives a constant: compute it once here, as LiteRT does for constant
+                # inputs, so the operators that read it see constant weights (a QUANTIZE
+                # of a constant, in QAT float models, likewise).
                 results = kernel.eval(params, *[state.constants[i] for i in op.inputs])
                 for t, r in zip(op.outputs, results):
                     state.constants[t] = r
                     state.values[t] = r
+                    state.shapes[t] = tuple(r.shape)
                 prepared.folded = True
             state.ops.append(prepared)
         state.allocated = True
+
+    def _prepare_op(self, state: _SubgraphState, o: int) -> _PreparedOp:
+        """Prepare one operator with the current shapes of its tensors."""
+        op = state.sg.operators[o]
+        code = self.model.operator_codes[op.opcode_index]
+        ctx = OpContext(
+            model=self.model, subgraph=state.index, index=o, op=op, op_name=code.name,
+            version=code.version,
+            inputs=[None if i < 0 else state.tensor_info(i) for i in op.inputs],
+            outputs=[state.tensor_info(i) for i in op.outputs],
+            options=_options(op, code.name), numerics=self.numerics, extra={"interpreter": self})
+        kernel = self._kernels[(state.index, o)]
+        params = kernel.prepare(ctx)
+        in_shapes = tuple(None if i < 0 else tuple(state.shapes[i]) for i in op.inputs)
+        return _PreparedOp(o, code.name, kernel, params, list(op.inputs), list(op.outputs),
+                           in_shapes=in_shapes)
+
+    def _reset_variables(self, state: _SubgraphState) -> None:
+        """``ResetVariableTensor``: zeros, the int8 zero point for int8 (a memset)."""
+        for i, t in enumerate(state.sg.tensors):
+            if t.is_variable and state.constants[i] is None:
+                qp = t.qparams()
+                fill = int(qp[1][0]) if t.type == TensorType.INT8 and qp is not None else 0
+                state.values[i] = np.full(state.shapes[i], fill, numpy_dtype(t.type))
+
+    def reset_all_variables(self) -> None:
+        """Reset every variable tensor of every subgraph (LiteRT's ``ResetVariableTensors``;
+        resource variables keep their values, as in LiteRT)."""
+        for state in self._states:
+            self._reset_variables(state)
+
+    def invoke_subgraph(self, index: int, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
+        """Run subgraph ``index`` on ``inputs`` (one array per subgraph input, in order)
+        and return its outputs. Used by control-flow kernels; an input whose shape differs
+        from the declared one re-prepares the operators that read it."""
+        state = self._states[index]
+        sg = state.sg
+        if len(inputs) != len(sg.inputs):
+            raise ModelFormatError(f"subgraph {index} takes {len(sg.inputs)} inputs, got "
+                                   f"{len(inputs)}", f"subgraphs[{index}].inputs")
+        for t, v in zip(sg.inputs, inputs):
+            if t < 0 or v is None:
+                continue
+            state.shapes[t] = tuple(np.shape(v))
+            state.values[t] = v
+        self._run(state)
+        out = []
+        for t in sg.outputs:
+            v = state.values[t]
+            if v is None:
+                raise ModelFormatError(f"output tensor {t} of subgraph {index} has no value",
+                                       f"subgraphs[{index}].outputs")
+            out.append(v)
+        return out
 
     def allocate_tensors(self) -> None:
         """Prepare every operator: validation, multipliers and tables, computed once."""
@@ -180,6 +298,12 @@ class Interpreter:
         return [self._details(s, i) for i in range(len(s.sg.tensors))]
 
     # -- data ----------------------------------------------------------------------
+    def _state(self, subgraph_index: Any) -> _SubgraphState:
+        if not isinstance(subgraph_index, (int, np.integer)) or \
+                not 0 <= int(subgraph_index) < len(self._states):
+            raise InputError(f"subgraph index {subgraph_index!r} out of range [0, {len(self._states)})")
+        return self._states[int(subgraph_index)]
+
     def _index(self, state: _SubgraphState, index: int) -> int:
         if not isinstance(index, (int, np.integer)) or not 0 <= int(index) < len(state.sg.tensors):
             raise InputError(f"tensor index {index!r} out of range [0, {len(state.sg.tensors)})")
@@ -187,10 +311,12 @@ class Interpreter:
 
     def set_tensor(self, tensor_index: int, value: Any, subgraph_index: int = 0) -> None:
         """Copy ``value`` into an input (or variable) tensor; dtype and shape must match."""
-        state = self._states[subgraph_index]
+        state = self._state(subgraph_index)
         i = self._index(state, tensor_index)
         t = state.sg.tensors[i]
-        value = np.asarray(value)
+        if state.constants[i] is not None:
+            raise InputError(f"cannot set tensor {i} ({t.name!r}): it is a constant of the model")
+        value = _as_array(value, f"cannot set tensor {i} ({t.name!r})")
         want = numpy_dtype(t.type)
         if t.type == TensorType.STRING:
             value = np.asarray(value, dtype=object)
@@ -203,7 +329,7 @@ class Interpreter:
 
     def get_tensor(self, tensor_index: int, subgraph_index: int = 0) -> np.ndarray:
         """A copy of a tensor's current value."""
-        state = self._states[subgraph_index]
+        state = self._state(subgraph_index)
         i = self._index(state, tensor_index)
         v = state.values[i]
         if v is None:
@@ -221,9 +347,7 @@ class Interpreter:
         i = self._index(state, input_index)
         if i not in state.sg.inputs:
             raise InputError(f"tensor {i} is not an input")
-        shape = tuple(int(d) for d in tensor_size)
-        if any(d < 0 for d in shape):
-            raise InputError(f"invalid shape {list(shape)}")
+        shape = _new_shape(tensor_size, state.sg.tensors[i])
         sig = state.sg.tensors[i].shape_signature
         if strict and sig is not None:
             for d, (new, s) in enumerate(zip(shape, sig)):
@@ -245,17 +369,29 @@ class Interpreter:
             if state.values[i] is None:
                 raise InputError(f"input tensor {i} ({state.sg.tensors[i].name!r}) was not set")
         values = state.values
-        for p in state.ops:
+        for k, p in enumerate(state.ops):
             if p.folded:
                 continue
             args = [None if i < 0 else values[i] for i in p.inputs]
+            if tuple(None if a is None else a.shape for a in args) != p.in_shapes:
+                # An earlier operator produced a shape other than the declared one
+                # (LiteRT's Prepare resizes every output): prepare again with the
+                # shapes the operator actually gets.
+                p = state.ops[k] = self._prepare_op(state, p.index)
             results = p.kernel.eval(p.params, *args)
             if len(results) != len(p.outputs):
                 raise ModelFormatError(f"{p.name} produced {len(results)} outputs, the model "
                                        f"declares {len(p.outputs)}",
                                        f"subgraphs[{state.index}].operators[{p.index}]")
-            for t, r in zip(p.outputs, results):
+            for j, (t, r) in enumerate(zip(p.outputs, results)):
                 if t >= 0:
+                    declared = numpy_dtype(state.sg.tensors[t].type)
+                    if r.dtype != declared:
+                        # The operators reading t were prepared for the declared type.
+                        raise ModelFormatError(
+                            f"{p.name} computes {r.dtype} for tensor {t}, the model declares "
+                            f"{state.sg.tensors[t].type_name}",
+                            f"subgraphs[{state.index}].operators[{p.index}].outputs[{j}]")
                     values[t] = r
                     state.shapes[t] = tuple(r.shape)
 
@@ -305,7 +441,7 @@ class SignatureRunner:
         state = self._state
         for name, value in kwargs.items():
             i = names[name]
-            value = np.asarray(value)
+            value = _as_array(value, f"signature input {name!r}")
             if tuple(value.shape) != state.shapes[i]:
                 state.shapes[i] = tuple(value.shape)
                 state.allocated = False

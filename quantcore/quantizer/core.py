@@ -85,6 +85,12 @@ def quantize(model: Any, *, representative_dataset: Any = None, mode: str = "int
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     m = _fold_constant_dequantize(_load(model))
+    carried = None
+    if mode in _ACT_TYPE:
+        # QAT: ranges the float model carries (FAKE_QUANT, QUANTIZE/DEQUANTIZE pairs,
+        # min/max); their operators are removed here (quantcore/qat.py).
+        from quantcore.qat import model_ranges
+        carried = model_ranges(m)
     for i, sg in enumerate(m.subgraphs):
         for t in sg.tensors:
             if t.type == FLOAT32 or t.quantization is None or t.quantization.is_empty():
@@ -97,6 +103,7 @@ def quantize(model: Any, *, representative_dataset: Any = None, mode: str = "int
         return write_model(_finish(_dynamic(m, per_channel)))
     q = _IntegerQuantizer(m, mode, per_channel, np.dtype(inference_input_type),
                           np.dtype(inference_output_type), denylist)
+    q.carried = carried
     q.ranges = q.collect_ranges(representative_dataset, calibrator, default_ranges, workers)
     q.run()
     if report is not None:
@@ -389,6 +396,7 @@ class _IntegerQuantizer:
         self._pending_out: list[tuple[int, int]] = []
         self.forced: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.converter_compatible = True
+        self.carried: Any = None   # quantcore.qat.ModelRanges: parameters the model carries
 
     # -- calibration -----------------------------------------------------------------
     def collect_ranges(self, dataset: Any, calibrator: Any, default_ranges: Any,
@@ -403,7 +411,7 @@ class _IntegerQuantizer:
                     if t_in in cals and t_out in cals:
                         cals[t_in] = cals[t_in].copy().merge(cals[t_out])
             ranges = {t: c.compute_range() for t, c in cals.items()}
-        elif default_ranges is None:
+        elif default_ranges is None and not self.carried:
             raise CalibrationError("full integer quantization needs a representative_dataset "
                                    "(or default_ranges=(min, max) for dummy quantization)")
         if default_ranges is not None:
@@ -422,6 +430,18 @@ class _IntegerQuantizer:
             return np.array([scale], np.float32), np.zeros(1, np.int64)
         qp = choose_qparams(lo, hi, _NP[self.act])
         return qp.scale, qp.zero_point
+
+    def _tensor_params(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """An activation's parameters: those the model carries (QAT, eq. 27), else from
+        its calibrated range."""
+        p = self.carried.activations.get(t) if self.carried else None
+        if p is None:
+            return self._act_params(*self._range(t))
+        if self.mode == "int8":
+            return p.signed()
+        if self.mode == "uint8":
+            return p.unsigned()
+        return self._act_params(*p.float_range())
 
     def _range(self, t: int) -> tuple[float, float]:
         if t in self.ranges:
@@ -481,6 +501,11 @@ class _IntegerQuantizer:
 
     def _quantize_weight(self, t: int, axis: int) -> int:
         data = self.m.tensor_data(0, t).astype(np.float32)
+        carried = self.carried.weights.get(t) if self.carried else None
+        if carried is not None and not (self.mode == "uint8" and len(carried.scale) > 1):
+            # (legacy uint8 kernels take per-tensor weights only: per-channel QAT
+            # weights are quantized from their values instead)
+            return self._quantize_carried_weight(t, data, carried)
         if self.mode == "uint8":
             qp = choose_qparams(float(data.min()), float(data.max()), np.uint8)
             from quantcore.numerics import quantize as affine_quantize
@@ -490,6 +515,22 @@ class _IntegerQuantizer:
         q, scales = quantize_weights_symmetric(data, ax, legacy=self.mode == "int16x8")
         return self._const(t, ("w", ax), q, scales, np.zeros(len(scales), np.int64),
                            int(TensorType.INT8), ax or 0)
+
+    def _quantize_carried_weight(self, t: int, data: np.ndarray, carried: Any) -> int:
+        """Weights with the scales and zero points the model carries (QAT):
+        ``q = clamp(roundf(f32(w * f32(1 / double(s)))) + z)`` (as the converter's output
+        for fake-quantized weights)."""
+        uint8 = self.mode == "uint8"
+        scale, zp = carried.unsigned() if uint8 else carried.signed()
+        qtype = int(TensorType.UINT8) if uint8 else int(TensorType.INT8)
+        lo, hi = (carried.qmin, 255) if uint8 else (carried.qmin - 128, 127)
+        shape = [1] * data.ndim
+        if len(scale) > 1:
+            shape[carried.axis] = -1
+        inv = (1.0 / scale.astype(np.float64)).astype(np.float32).reshape(shape)
+        q = round_half_away((data * inv).astype(np.float32)) + zp.reshape(shape)
+        q = np.clip(q, lo, hi).astype(_NP[qtype])
+        return self._const(t, ("w", "carried"), q, scale, zp, qtype, carried.axis if len(scale) > 1 else 0)
 
     def _quantize_bias(self, t: int, s_in: float, s_w: np.ndarray) -> int:
         """int32 (int64 in 16x8) bias, scale f32(double(s_in) * double(s_w)), eq. 16."""
@@ -510,6 +551,9 @@ class _IntegerQuantizer:
 
     def _quantize_other_const(self, t: int, params=None) -> int:
         data = self.m.tensor_data(0, t).astype(np.float32)
+        carried = self.carried.weights.get(t) if self.carried else None
+        if params is None and carried is not None and len(carried.scale) == 1 and self.mode in ("int8", "uint8"):
+            params = carried.signed() if self.mode == "int8" else carried.unsigned()   # QAT range
         if params is None:
             lo = float(data.min()) if data.size else 0.0
             hi = float(data.max()) if data.size else 0.0
@@ -570,7 +614,7 @@ class _IntegerQuantizer:
                 return t
             if t not in q_of:
                 tq = self._new_act(t, None, role="input")
-                scale, zp = self._act_params(*self._range(t))
+                scale, zp = self._tensor_params(t)
                 self._set(tq, scale, zp, qtype)
                 emit("QUANTIZE", t, tq)
                 q_of[t] = tq
@@ -597,7 +641,7 @@ class _IntegerQuantizer:
             if self.in_type == np.float32:
                 home[t] = "f"
             else:
-                scale, zp = self._act_params(*self._range(t))
+                scale, zp = self._tensor_params(t)
                 if self.in_type == np.uint8 and qtype == int(TensorType.INT8):
                     self._set(t, scale, zp + 128, int(TensorType.UINT8))
                     home[t] = "f"   # not the int8 version: a QUANTIZE follows
@@ -656,7 +700,7 @@ class _IntegerQuantizer:
             out = op.outputs[0]
             if not self._is_act(out):
                 continue
-            params = forced.get(out) or self._act_params(*self._range(out))
+            params = forced.get(out) or self._tensor_params(out)
             forced[out] = params
             for j, t in enumerate(op.inputs):
                 if rule.quantized_inputs is not None and j not in rule.quantized_inputs:
@@ -698,7 +742,7 @@ class _IntegerQuantizer:
         out_params = None
         if rule.shared:
             t0 = op.outputs[0]
-            out_params = self.forced.get(t0) or self._act_params(*self._range(t0))
+            out_params = self.forced.get(t0) or self._tensor_params(t0)
         for j, t in enumerate(ins):
             if t >= 0 and sg.tensors[t].type == FLOAT32 and self.m.tensor_data(0, t) is not None:
                 if rule.quantized_inputs is not None and j not in rule.quantized_inputs:
@@ -727,14 +771,26 @@ class _IntegerQuantizer:
                 scale, zp = rule.fixed_output[key]
                 scale_a, zp_a = np.array([scale], np.float32), np.array([zp], np.int64)
             elif rule.same_as_input:
-                src = ins[rule.quantized_inputs[0] if rule.quantized_inputs else 0]
+                j_src = rule.quantized_inputs[0] if rule.quantized_inputs else 0
+                src = ins[j_src]
                 scale_a, zp_a = self.params[src][0], self.params[src][1]
+                if self.carried and t in self.carried.activations and len(op.outputs) == 1:
+                    # a QAT range on a data-movement output: requantize the input to it,
+                    # as the converter does
+                    ws, wz = self._tensor_params(t)
+                    if float(ws[0]) != float(scale_a[0]) or int(wz[0]) != int(zp_a[0]):
+                        tr = self._new_act(src, "_requantized")
+                        self._set(tr, ws, wz, qtype)
+                        emit("QUANTIZE", src, tr)
+                        ins[j_src] = tr
+                        op.inputs = ins
+                        scale_a, zp_a = ws, wz
             elif rule.shared:
                 scale_a, zp_a = out_params
             elif t in self.forced:
                 scale_a, zp_a = self.forced[t]
             else:
-                scale_a, zp_a = self._act_params(*self._range(t))
+                scale_a, zp_a = self._tensor_params(t)
             if t in outputs and self.out_type != np.dtype(_NP[qtype]):
                 # Graph output in float (or uint8): the op writes a new integer tensor.
                 tq = self._new_act(t, None, role="output")

@@ -57,6 +57,8 @@ KERNELS: dict[str, str] = {
     # quantization
     "QUANTIZE": "quantize",
     "DEQUANTIZE": "dequantize",
+    "FAKE_QUANT": "fake_quant",
+    "DENSIFY": "densify",
     # data movement and shapes
     "CONCATENATION": "concatenation",
     "PAD": "pad",
@@ -86,6 +88,30 @@ KERNELS: dict[str, str] = {
     "FILL": "fill",
     "ZEROS_LIKE": "zeros_like",
     "BROADCAST_TO": "broadcast_to",
+    # control flow and state (several subgraphs; see Interpreter.invoke_subgraph)
+    "WHILE": "while_",
+    "IF": "if_",
+    "CALL_ONCE": "call_once",
+    "VAR_HANDLE": "resource_variables",
+    "READ_VARIABLE": "resource_variables",
+    "ASSIGN_VARIABLE": "resource_variables",
+    # recurrent
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "unidirectional_sequence_lstm",
+    "BIDIRECTIONAL_SEQUENCE_LSTM": "bidirectional_sequence_lstm",
+    "UNIDIRECTIONAL_SEQUENCE_RNN": "unidirectional_sequence_rnn",
+    "RNN": "rnn",
+    "SVDF": "svdf",
+    "REVERSE_V2": "reverse_v2",   # Bidirectional Keras LSTMs (reversed backward sequence)
+    # comparisons and logic (WHILE loop conditions)
+    "LESS": "comparisons",
+    "LESS_EQUAL": "comparisons",
+    "GREATER": "comparisons",
+    "GREATER_EQUAL": "comparisons",
+    "EQUAL": "comparisons",
+    "NOT_EQUAL": "comparisons",
+    "LOGICAL_AND": "logical",
+    "LOGICAL_OR": "logical",
+    "LOGICAL_NOT": "logical",
 }
 
 _loaded: dict[str, ModuleType] = {}

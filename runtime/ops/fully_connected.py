@@ -52,17 +52,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from quantcore.errors import NumericsPathError
 from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
                                   multiply_by_quantized_multiplier_int64, quantize_multiplier,
                                   quantize_multiplier_array, wrap_int32)
 
+from . import _fastconv, _gemm, _paths
 from ._common import (FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext, TensorInfo,
                       clamp_float)
 from ._matmul_hybrid import (batch_quantize_floats, eigen_tanh_f32, exact_int_matmul,
                              requantize_double, sequential_dot_f32, sse_matrix_batch_vector_dot,
                              sse_reduction_sum_int8)
 
-NUMERICS = ("reference",)
+# "optimized": ruy / the NEON CustomGemv (ties-up requantization, per-tensor multiplier
+# from f32(s_in * s_w)); "xnnpack": XNNPACK's fp32 requantization where the delegate takes
+# the operator. See runtime/ops/_paths.py and _path_requant below. "micro": TFLite Micro's
+# fixed-point requantization (runtime/micro.py).
+NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 
 F32 = np.float32
 
@@ -99,6 +105,8 @@ class FullyConnectedParams:
     per_channel_scale: np.ndarray | None = None  # per-channel weights: f32 [num_units]
     row_sums: np.ndarray | None = None           # int64 [num_units] for constant weights
     path: str = ""
+    requant: _paths.Requant | None = None        # non-reference paths (None: reference)
+    fast: _fastconv.FastFullyConnected | None = None   # exact float32-BLAS accumulators
 
 
 def _tensor_sparse(ctx: OpContext, t: TensorInfo) -> bool:
@@ -106,6 +114,30 @@ def _tensor_sparse(ctx: OpContext, t: TensorInfo) -> bool:
         return ctx.model.subgraphs[ctx.subgraph].tensors[t.index].sparsity is not None
     except (AttributeError, IndexError):
         return False
+
+
+def _densified_sparse_filter(ctx: OpContext, x: TensorInfo, w: TensorInfo) -> TensorInfo:
+    """A sparse constant float filter, densified (runtime/ops/densify.py).
+
+    LiteRT's reference kernel (``reference/sparse_ops/fully_connected.h``
+    ``FullyConnectedSparseWeight``) densifies the weights and runs the dense float
+    kernel, so the result is the dense one. The optimized kernels (random or 1x4
+    block sparse) sum in another order; int8 (1x16 blocks, the NEON kernel on every
+    path) and hybrid sparse weights are not implemented.
+    """
+    import dataclasses
+
+    from .densify import densified_constant
+    if w.type != FLOAT32 or x.type != FLOAT32:
+        raise ctx.unsupported(f"sparse {w.type_name} filter tensor {w.index} with "
+                              f"{x.type_name} input (only float32 sparse weights are "
+                              "implemented; densify it first)")
+    ctx.check(w.is_constant, f"sparse filter tensor {w.index} must be a constant", ".inputs[1]")
+    if _paths.path_of(ctx) != "reference":
+        raise NumericsPathError(f"{ctx.path}: a sparse FULLY_CONNECTED filter runs LiteRT's "
+                                "optimized sparse kernels off the reference path, which quantcore "
+                                "does not implement; use numerics='reference'")
+    return dataclasses.replace(w, data=densified_constant(ctx, w))
 
 
 def _bias_scale_check(ctx: OpContext, x: TensorInfo, w: TensorInfo, b: TensorInfo | None,
@@ -124,6 +156,11 @@ def _bias_scale_check(ctx: OpContext, x: TensorInfo, w: TensorInfo, b: TensorInf
 
 
 def prepare(ctx: OpContext) -> FullyConnectedParams:
+    """Validation and multipliers (:func:`_prepare`), plus the fast exact GEMM's plan."""
+    return _fastconv.attach_fully_connected(_prepare(ctx), ctx)
+
+
+def _prepare(ctx: OpContext) -> FullyConnectedParams:
     o = ctx.options
     weights_format = o.get("weights_format", 0)
     ctx.check(2 <= len(ctx.inputs) <= 3, f"expects 2 or 3 inputs, has {len(ctx.inputs)}", ".inputs")
@@ -141,9 +178,10 @@ def prepare(ctx: OpContext) -> FullyConnectedParams:
     keep = bool(o.get("keep_num_dims", False))
     asym = bool(o.get("asymmetric_quantize_inputs", False))
 
-    for t, role in ((w, "filter"), (b, "bias")):
-        if t is not None and _tensor_sparse(ctx, t):
-            raise ctx.unsupported(f"sparse {role} tensor {t.index} (densify it first)")
+    if b is not None and _tensor_sparse(ctx, b):
+        raise ctx.unsupported(f"sparse bias tensor {b.index}")
+    if _tensor_sparse(ctx, w):
+        w = _densified_sparse_filter(ctx, x, w)
     if w.type not in (FLOAT32, INT8, UINT8, INT16):
         raise ctx.unsupported(f"filter type {w.type_name} (INT4/INT2 packed weights are not "
                               "implemented)")
@@ -196,6 +234,13 @@ def prepare(ctx: OpContext) -> FullyConnectedParams:
                       f"per-channel filter needs quantized_dimension 0 and {num_units} scales, has "
                       f"dimension {w.quantized_dimension} and {len(w.scale)}", ".inputs[1]")
             per_channel = w.scale.astype(F32)
+        if (_paths.path_of(ctx) == "xnnpack" and w.type == INT8 and w.is_constant
+                and act in _CLIPPING and (b is None or b.is_constant)):
+            # VisitFullyConnectedNode takes it as a dynamically quantized (qd8) FC.
+            raise NumericsPathError(f"{ctx.path}: hybrid FULLY_CONNECTED (float input, int8 "
+                                    "weights) runs in XNNPACK's dynamically quantized kernels on "
+                                    "LiteRT's xnnpack path, which quantcore does not implement; "
+                                    "use numerics='optimized'")
         wq = None if w.data is None else w.data.view(np.int8) if w.type == UINT8 else w.data
         return FullyConnectedParams(
             kind="hybrid", filter=None if wq is None else wq.astype(np.float64),
@@ -206,6 +251,7 @@ def prepare(ctx: OpContext) -> FullyConnectedParams:
 
     # ---------------- quantized ----------------
     ctx.check_type(x, (INT8, UINT8, INT16), "input")
+    ctx.check_type(out, (INT8, UINT8, INT16), "output")
     ctx.require_quantized(x)
     ctx.require_quantized(out)
     ctx.require_quantized(w, per_channel_dim=0)
@@ -241,13 +287,15 @@ def prepare(ctx: OpContext) -> FullyConnectedParams:
                   f"uint8 FULLY_CONNECTED needs a uint8 or int16 output, has {out.type_name}")
         if b is not None:
             ctx.check_type(b, (INT32,), "bias")
-        if out.type == INT16:
-            # reference_ops::FullyConnected (uint8 -> int16) reads bias_data[out_c] unconditionally.
+        if out.type == INT16 and _paths.path_of(ctx) not in ("optimized", "xnnpack"):
+            # reference_ops::FullyConnected (uint8 -> int16) reads bias_data[out_c] unconditionally
+            # (the optimized kernel, ruy, takes a null bias).
             ctx.check(b is not None, "uint8 -> int16 FULLY_CONNECTED needs a bias (LiteRT "
                       "would dereference a null bias)", ".inputs")
         return FullyConnectedParams(
             kind="uint8" if out.type == UINT8 else "uint8_int16", filter=prepared_filter(w_off),
             bias=prepared_bias(), effective_scale=effective,
+            requant=_path_requant(ctx, x, w, b, out, lo, hi, num_units, gemm=True),
             out_dtype=np.uint8 if out.type == UINT8 else np.int16, **qcommon)
 
     if x.type == INT8:
@@ -256,11 +304,22 @@ def prepare(ctx: OpContext) -> FullyConnectedParams:
         if b is not None:
             ctx.check_type(b, (INT32,), "bias")
         return FullyConnectedParams(kind="int8", filter=prepared_filter(w_off), bias=prepared_bias(),
-                                    effective_scale=effective, out_dtype=np.int8, **qcommon)
+                                    effective_scale=effective, out_dtype=np.int8,
+                                    requant=_path_requant(ctx, x, w, b, out, lo, hi, num_units,
+                                                          gemm=True), **qcommon)
 
     # int16 input
     ctx.check(out.type == INT16, f"int16 FULLY_CONNECTED needs an int16 output, has {out.type_name}")
     ctx.check_type(w, (INT8, INT16), "filter")
+    if _paths.path_of(ctx) == "micro" and w.type == INT8:
+        # TFLM (micro fully_connected.cc) checks neither the zero points nor
+        # quantized_bias_type; the bias type picks the accumulator (runtime/micro.py).
+        qbt = o.get("quantized_bias_type", FLOAT32)
+        wide = not (b.type == INT32 if b is not None else qbt == INT32)
+        return FullyConnectedParams(kind="int16", filter=prepared_filter(w_off), bias=prepared_bias(),
+                                    effective_scale=effective, int64_acc=wide, out_dtype=np.int16,
+                                    requant=_path_requant(ctx, x, w, b, out, lo, hi, num_units,
+                                                          gemm=True, int64_acc=wide), **qcommon)
     ctx.check(x.zp == 0 and out.zp == 0, "int16 FULLY_CONNECTED needs input and output zero "
               "points 0 (fully_connected.cc)")
     qbt = o.get("quantized_bias_type", FLOAT32) if ctx.op.builtin_options_type else None
@@ -275,6 +334,15 @@ def prepare(ctx: OpContext) -> FullyConnectedParams:
         ctx.check(b is None or b.type == qbt, "bias type differs from quantized_bias_type",
                   ".inputs[2]")
     if w.type == INT8:
+        # Optimized resolver: ruy (optimized_integer_ops::FullyConnected(PerChannel)<int16>)
+        # unless a zero point is set or the bias is int64 / quantized_bias_type INT64.
+        ruy16 = (_paths.path_of(ctx) in ("optimized", "xnnpack") and (per_channel or w.zp == 0)
+                 and (b is None or b.type == INT32) and qbt != INT64)
+        if ruy16:
+            return FullyConnectedParams(
+                kind="int16", filter=prepared_filter(w_off), bias=prepared_bias(),
+                effective_scale=effective, int64_acc=False, out_dtype=np.int16,
+                requant=_path_requant(ctx, x, w, b, out, lo, hi, num_units, gemm=True), **qcommon)
         # FullyConnected(PerChannel)Int16: the int32-bias kernel only when quantized_bias_type
         # says INT32; otherwise LiteRT reads the bias as int64.
         ctx.check(b is None or b.type == INT64 or qbt == INT32,
@@ -298,6 +366,41 @@ def prepare(ctx: OpContext) -> FullyConnectedParams:
     return FullyConnectedParams(kind="int16x16", filter=prepared_filter(w_off), bias=prepared_bias(),
                                 output_multiplier=m, output_shift=s, int64_acc=True,
                                 out_dtype=np.int16, **qcommon)
+
+
+def _path_requant(ctx: OpContext, x: TensorInfo, w: TensorInfo, b: TensorInfo | None,
+                  out: TensorInfo, lo: int, hi: int, num_units: int, *,
+                  gemm: bool, int64_acc: bool = False) -> _paths.Requant | None:
+    """The requantization of ``ctx.numerics`` (None: the reference kernel's).
+
+    optimized (``EvalQuantized<kGenericOptimized>``): int8, uint8 -> uint8/int16 and
+    16x8 with zero points 0 and an int32 bias go through ``cpu_backend_gemm`` (ruy or
+    the NEON ``CustomGemv`` for one batch): ties-up MBQM with the per-channel multipliers
+    of ``double(s_in) * double(s_w[c]) / double(s_out)`` or the per-tensor multiplier of
+    ``GetQuantizedConvolutionMultipler``, ``double(f32(s_in * s_w)) / double(s_out)``
+    (the reference kernel instead requantizes in double). uint8 -> int16 ignores the
+    output zero point (``dst_params.zero_point = 0``).
+    xnnpack (``VisitFullyConnectedNode``): int8/uint8 with static weights (int8 weights
+    with zero point 0), an optional static int32 bias, a clipping activation.
+    """
+    path = _paths.path_of(ctx)
+    if path == "micro":  # TFLite Micro: fixed-point MBQM (runtime/micro.py fc_requant)
+        from quantcore.runtime.micro import fc_requant
+        return fc_requant(x, w, out, lo, hi, num_units, int64_acc=int64_acc)
+    if path == "xnnpack" and out.type != INT16 and (b is None or b.num_elements == num_units) \
+            and (w.type != INT8 or int(w.zero_point[0]) == 0) \
+            and _paths.xnnpack_takes(ctx, x, w, b, out, channel_dim=0, bias_required=False):
+        return _paths.xnnpack_requant(ctx, x, w, out, num_units)
+    if path not in ("optimized", "xnnpack") or not gemm:
+        return None
+    if w.per_channel:
+        m, s = quantize_multiplier_array(float(x.s) * w.scale.astype(np.float64) / float(out.s))
+    else:
+        m0, s0 = quantize_multiplier(float(F32(F32(x.s) * F32(w.s))) / float(out.s))
+        m, s = np.full(num_units, m0, np.int64), np.full(num_units, s0, np.int64)
+    offset = 0 if (x.type == UINT8 and out.type == INT16) else out.zp
+    return _paths.Requant(mode="ties_up", output_offset=offset, act_min=lo, act_max=hi,
+                          multiplier=m, shift=s)
 
 
 def _prepare_shuffled(ctx: OpContext, x: TensorInfo, w: TensorInfo, b: TensorInfo | None,
@@ -395,7 +498,8 @@ def _eval_hybrid(p: FullyConnectedParams, x2: np.ndarray, wq: np.ndarray, bias: 
     if p.asymmetric_quantize_inputs:
         row_sums = p.row_sums if p.row_sums is not None else sse_reduction_sum_int8(wq)
         acc = wrap_int32(acc - wrap_int32(offsets[:, None] * row_sums[None, :]))
-    out = (out + (acc.astype(F32) * row_scale).astype(F32)).astype(F32)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf sums, as in C
+        out = (out + (acc.astype(F32) * row_scale).astype(F32)).astype(F32)
     return _apply_float_activation(out, p.activation)
 
 
@@ -428,12 +532,17 @@ def eval(p: FullyConnectedParams, x: np.ndarray, w: np.ndarray, b: np.ndarray | 
         out = np.clip(scaled, p.output_activation_min, p.output_activation_max).astype(np.int16)
         return [out.reshape(shape), _shuffle_input(x2)]
 
-    wf = p.filter if p.filter is not None else w.astype(np.float64) + p.weights_offset
-    acc = exact_int_matmul(x2.astype(np.float64) + p.input_offset, wf.T)
-    if p.has_bias:
-        acc = acc + (p.bias if p.bias is not None else b.astype(np.int64))
+    if p.fast is not None and _gemm.ENABLED:
+        acc = p.fast(x2)   # exact float32 GEMM, input offset and bias folded in
+    else:
+        wf = p.filter if p.filter is not None else w.astype(np.float64) + p.weights_offset
+        acc = exact_int_matmul(x2.astype(np.float64) + p.input_offset, wf.T)
+        if p.has_bias:
+            acc = acc + (p.bias if p.bias is not None else b.astype(np.int64))
     if not p.int64_acc:
         acc = wrap_int32(acc)
+    if p.requant is not None:   # optimized / xnnpack (runtime/ops/_paths.py)
+        return [p.requant.apply(acc).astype(p.out_dtype).reshape(shape)]
 
     if p.kind == "int16x16":
         scaled = multiply_by_quantized_multiplier_int64(acc, p.output_multiplier, p.output_shift)
