@@ -28,7 +28,7 @@ def load_bytes(data: bytes | bytearray | memoryview | str | os.PathLike) -> byte
 
 
 def read_model(data: bytes | str | os.PathLike, *, validate: bool = True,
-               memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Model:
+               memory_budget: int = DEFAULT_MEMORY_BUDGET, micro: bool = False) -> Model:
     """Parse and validate a .tflite model.
 
     Every offset, vector length and alignment is checked while decoding
@@ -37,13 +37,13 @@ def read_model(data: bytes | str | os.PathLike, *, validate: bool = True,
     buffer sizes equal to shape x itemsize, quantization parameter lengths,
     topological order, subgraph references without cycles, and declared tensor sizes
     within ``memory_budget`` bytes. Any failure raises ``ModelFormatError`` naming the
-    path into the model.
+    path into the model. ``micro`` applies TFLite Micro's looser quantization checks.
     """
     raw = load_bytes(data)
     root = _flatbuf.decode(raw)
     model = _to_model(root, raw)
     if validate:
-        validate_model(model, memory_budget=memory_budget)
+        validate_model(model, memory_budget=memory_budget, micro=micro)
     return model
 
 

@@ -54,8 +54,12 @@ _SUBGRAPH_FIELDS = tuple(sorted({row[0] for rows in desc.TABLES.values() for row
                                  or row[0].endswith("_subgraph_indices")}))
 
 
-def validate_model(model: Model, *, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
-    """Raise ModelFormatError on the first inconsistency found; return None if none."""
+def validate_model(model: Model, *, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                   micro: bool = False) -> None:
+    """Raise ModelFormatError on the first inconsistency found; return None if none.
+
+    ``micro``: accept a ``quantized_dimension`` outside the tensor's rank on a
+    per-tensor quantization, as TFLite Micro does (LiteRT refuses it)."""
     nbuf = len(model.buffers)
     nsub = len(model.subgraphs)
     if model.version != SCHEMA_VERSION:
@@ -83,7 +87,7 @@ def validate_model(model: Model, *, memory_budget: int = DEFAULT_MEMORY_BUDGET) 
     calls: dict[int, set[int]] = {i: set() for i in range(nsub)}
     declared = [0]  # bytes declared by all tensors so far
     for s, sg in enumerate(model.subgraphs):
-        _validate_subgraph(model, s, memory_budget, calls[s], declared)
+        _validate_subgraph(model, s, memory_budget, calls[s], declared, micro)
     _check_acyclic(calls)
     for i, sig in enumerate(model.signature_defs or []):
         p = f"signature_defs[{i}]"
@@ -103,7 +107,7 @@ def _index(i: int, n: int, path: str, what: str) -> None:
 
 
 def _validate_subgraph(model: Model, s: int, budget: int, calls: set[int],
-                       declared: list[int]) -> None:
+                       declared: list[int], micro: bool = False) -> None:
     sg = model.subgraphs[s]
     sp = f"subgraphs[{s}]"
     nt = len(sg.tensors)
@@ -149,7 +153,7 @@ def _validate_subgraph(model: Model, s: int, budget: int, calls: set[int],
                 raise ModelFormatError(
                     f"buffer {tensor.buffer} has {len(data)} bytes, shape {tensor.shape} of "
                     f"{tensor.type_name} needs {nbytes}", tp)
-        _validate_quant(tensor, tp)
+        _validate_quant(tensor, tp, micro)
     for kind in ("inputs", "outputs"):
         for j, t in enumerate(getattr(sg, kind)):
             _index(t, nt, f"{sp}.{kind}[{j}]", f"the {nt} tensors")
@@ -247,7 +251,7 @@ def _validate_options_type(model: Model, op, op_path: str) -> None:
                     f"{members[utype]}", f"{op_path}.{field}_type")
 
 
-def _validate_quant(tensor, tp: str) -> None:
+def _validate_quant(tensor, tp: str, micro: bool = False) -> None:
     q = tensor.quantization
     if q is None:
         return
@@ -264,7 +268,11 @@ def _validate_quant(tensor, tp: str) -> None:
     rank = len(tensor.shape)
     qd = q.quantized_dimension
     if qd < 0 or (rank and qd >= rank) or (ns > 1 and not rank):
-        raise ModelFormatError(f"quantized_dimension {qd} out of range for rank {rank}",
+        if micro and ns == 1:
+            return  # TFLite Micro never checks quantized_dimension (micro_allocator.cc)
+        hint = (" (LiteRT refuses it; TFLite Micro runs it: numerics='micro')"
+                if ns == 1 else "")
+        raise ModelFormatError(f"quantized_dimension {qd} out of range for rank {rank}{hint}",
                                f"{qp}.quantized_dimension")
     if ns > 1:
         dim = tensor.shape[qd]

@@ -81,6 +81,11 @@ def prepare(ctx: OpContext) -> ReluParams:
         real = np.float32(x.scale[0]) / np.float32(out.scale[0])
     m, shift = quantize_multiplier(finite(ctx, real, "input scale / output scale"))
     qmin, qmax = QMIN[x.type], QMAX[x.type]
+    if ctx.numerics == "micro" and ctx.op_name == "RELU":
+        # The tflite-micro wheel builds the multiplier from the double quotient (measured:
+        # int16 RELU, scales 0.0630492/0.0286164, input 8445 -> 18606, not 18607; the
+        # August 2026 source still divides in float).
+        m, shift = quantize_multiplier(float(x.scale[0]) / float(out.scale[0]))
     if ctx.numerics == "micro" and ctx.op_name == "RELU6":
         # TFLM (micro activations_common.cc Relu6Prepare): clamp the input codes to
         # [zp_in, FloatToQuantizedType(6, s_in, zp_in)]; the output's quantization is ignored.

@@ -1,0 +1,281 @@
+"""TFLite Micro (``numerics="micro"``): which kernels TFLM has, which of them compute
+exactly what LiteRT's reference kernels compute, and the requantization of those
+that differ.
+
+Sources: tensorflow/tflite-micro (``tensorflow/lite/micro/kernels/*.cc``,
+``micro_mutable_op_resolver.h``, and TFLM's copies of
+``tensorflow/lite/kernels/internal/common.cc`` and ``kernel_util.cc``); measured
+against the ``tflite-micro`` wheel (``quantcore.micro_oracle``). TFLM's reference
+kernels are built with double rounding (TFLITE_SINGLE_ROUNDING off), like LiteRT's.
+
+How an operator gets its micro path (``micro_paths``, called by the interpreter):
+
+* TFLM must have a kernel for it (:data:`MICRO_OPS`) and accept its tensor types
+  (:func:`micro_support`, the type checks of each kernel's Prepare/Eval), otherwise
+  the interpreter raises ``UnsupportedOpError`` with TFLM's reason;
+* a kernel module that lists ``"micro"`` in its ``NUMERICS`` implements TFLM's
+  arithmetic itself (``ctx.numerics == "micro"`` branches: FULLY_CONNECTED, MUL);
+* an operator in :data:`MICRO_SAME_AS_REFERENCE` runs the reference path's code with
+  ``ctx.numerics == "micro"``: differential tests against TFLM (tests/test_micro.py)
+  found the outputs identical.
+
+Operators whose TFLM arithmetic differs from LiteRT's reference path:
+
+* FULLY_CONNECTED int8: TFLM requantizes with the fixed-point
+  ``MultiplyByQuantizedMultiplier`` (gemmlowp, double rounding), the multiplier being
+  ``QuantizeMultiplier(double(s_in) * double(s_w[c]) / double(s_out))`` per channel or
+  ``QuantizeMultiplier(double(f32(s_in * s_w)) / double(s_out))`` per tensor
+  (``fully_connected_common.cc``, ``kernel_util.cc GetQuantizedConvolutionMultipler``);
+  LiteRT's reference kernel rounds ``double(acc) * effective_scale``.
+* FULLY_CONNECTED 16x8: an int32 bias selects the int32 accumulator and the 32-bit
+  ``MultiplyByQuantizedMultiplier``; an int64 bias (or none, unless
+  ``quantized_bias_type`` is INT32) the int64 accumulator and the int64 overload, whose
+  multiplier is reduced to 16 bits and rounded once with ties up
+  (``common.cc``). TFLM chooses by the bias type and never reads the bias as the other
+  width.
+* MUL int8/int16: the multiplier is built in double,
+  ``double(s1) * double(s2) / double(s_out)`` (``mul_common.cc``); LiteRT computes
+  ``f32(f32(s1 * s2) / s_out)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from quantcore.errors import UnsupportedOpError
+from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
+                                  multiply_by_quantized_multiplier_int64, quantize_multiplier,
+                                  quantize_multiplier_array, wrap_int32)
+
+# ---------------------------------------------------------------------------
+# TFLM's operators: builtin name -> MicroMutableOpResolver method
+# (tensorflow/lite/micro/micro_mutable_op_resolver.h). TFLM ignores operator versions.
+# ---------------------------------------------------------------------------
+MICRO_OPS: dict[str, str] = {
+    "ABS": "AddAbs", "ADD": "AddAdd", "ADD_N": "AddAddN", "ARG_MAX": "AddArgMax",
+    "ARG_MIN": "AddArgMin", "ASSIGN_VARIABLE": "AddAssignVariable",
+    "AVERAGE_POOL_2D": "AddAveragePool2D", "BATCH_MATMUL": "AddBatchMatMul",
+    "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd", "BROADCAST_ARGS": "AddBroadcastArgs",
+    "BROADCAST_TO": "AddBroadcastTo", "CALL_ONCE": "AddCallOnce", "CAST": "AddCast",
+    "CEIL": "AddCeil", "CONCATENATION": "AddConcatenation", "CONV_2D": "AddConv2D",
+    "COS": "AddCos", "CUMSUM": "AddCumSum", "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
+    "DEPTH_TO_SPACE": "AddDepthToSpace", "DEQUANTIZE": "AddDequantize", "DIV": "AddDiv",
+    "DYNAMIC_UPDATE_SLICE": "AddDynamicUpdateSlice", "ELU": "AddElu",
+    "EMBEDDING_LOOKUP": "AddEmbeddingLookup", "EQUAL": "AddEqual", "EXP": "AddExp",
+    "EXPAND_DIMS": "AddExpandDims", "FILL": "AddFill", "FLOOR": "AddFloor",
+    "FLOOR_DIV": "AddFloorDiv", "FLOOR_MOD": "AddFloorMod",
+    "FULLY_CONNECTED": "AddFullyConnected", "GATHER": "AddGather", "GATHER_ND": "AddGatherNd",
+    "GREATER": "AddGreater", "GREATER_EQUAL": "AddGreaterEqual", "HARD_SWISH": "AddHardSwish",
+    "IF": "AddIf", "L2_NORMALIZATION": "AddL2Normalization", "L2_POOL_2D": "AddL2Pool2D",
+    "LEAKY_RELU": "AddLeakyRelu", "LESS": "AddLess", "LESS_EQUAL": "AddLessEqual",
+    "LOG": "AddLog", "LOGICAL_AND": "AddLogicalAnd", "LOGICAL_NOT": "AddLogicalNot",
+    "LOGICAL_OR": "AddLogicalOr", "LOGISTIC": "AddLogistic", "LOG_SOFTMAX": "AddLogSoftmax",
+    "MAXIMUM": "AddMaximum", "MAX_POOL_2D": "AddMaxPool2D", "MEAN": "AddMean",
+    "MINIMUM": "AddMinimum", "MIRROR_PAD": "AddMirrorPad", "MUL": "AddMul", "NEG": "AddNeg",
+    "NOT_EQUAL": "AddNotEqual", "PACK": "AddPack", "PAD": "AddPad", "PADV2": "AddPadV2",
+    "PRELU": "AddPrelu", "QUANTIZE": "AddQuantize", "READ_VARIABLE": "AddReadVariable",
+    "REDUCE_ALL": "AddReduceAll", "REDUCE_MAX": "AddReduceMax", "REDUCE_MIN": "AddReduceMin",
+    "RELU": "AddRelu", "RELU6": "AddRelu6", "RESHAPE": "AddReshape",
+    "RESIZE_BILINEAR": "AddResizeBilinear",
+    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor", "REVERSE_V2": "AddReverseV2",
+    "ROUND": "AddRound", "RSQRT": "AddRsqrt", "SELECT_V2": "AddSelectV2", "SHAPE": "AddShape",
+    "SIN": "AddSin", "SLICE": "AddSlice", "SOFTMAX": "AddSoftmax",
+    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd", "SPACE_TO_DEPTH": "AddSpaceToDepth",
+    "SPLIT": "AddSplit", "SPLIT_V": "AddSplitV", "SQRT": "AddSqrt", "SQUARE": "AddSquare",
+    "SQUARED_DIFFERENCE": "AddSquaredDifference", "SQUEEZE": "AddSqueeze",
+    "STRIDED_SLICE": "AddStridedSlice", "SUB": "AddSub", "SUM": "AddSum", "SVDF": "AddSvdf",
+    "TANH": "AddTanh", "TRANSPOSE": "AddTranspose", "TRANSPOSE_CONV": "AddTransposeConv",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM", "UNPACK": "AddUnpack",
+    "VAR_HANDLE": "AddVarHandle", "WHILE": "AddWhile", "ZEROS_LIKE": "AddZerosLike",
+}
+
+# Operators whose TFLM kernel gives LiteRT's reference results (differential tests in
+# tests/test_micro.py, and research/tflm-notes.md Part A).
+MICRO_SAME_AS_REFERENCE: frozenset[str] = frozenset({
+    "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "ADD", "SUB",
+    "AVERAGE_POOL_2D", "MAX_POOL_2D", "LOGISTIC", "TANH", "HARD_SWISH",
+    "QUANTIZE", "DEQUANTIZE", "LEAKY_RELU", "PRELU", "RESIZE_BILINEAR",
+    "CONCATENATION", "PAD", "PADV2", "RESHAPE", "SQUEEZE", "EXPAND_DIMS",
+})
+
+# ---------------------------------------------------------------------------
+# Tensor types TFLM's kernels accept: the type of input 0 (None: any type).
+# From each kernel's Prepare checks and Eval switch.
+# ---------------------------------------------------------------------------
+_F, _I8, _I16, _I32, _I64, _U8, _B = "FLOAT32", "INT8", "INT16", "INT32", "INT64", "UINT8", "BOOL"
+_ACT = frozenset({_F, _I8, _I16})
+MICRO_INPUT_TYPES: dict[str, frozenset[str] | None] = {
+    "ADD": frozenset({_F, _I8, _I16, _I32}), "SUB": frozenset({_F, _I8, _I16, _I32}),
+    "MUL": frozenset({_F, _I8, _I16, _I32}), "DIV": frozenset({_F, _I8, _I32}),
+    "ADD_N": frozenset({_F, _I8}), "SQUARED_DIFFERENCE": frozenset({_F, _I8, _I16, _I32}),
+    "MAXIMUM": frozenset({_F, _I8, _I16, _I32, _I64}),
+    "MINIMUM": frozenset({_F, _I8, _I16, _I32, _I64}),
+    "AVERAGE_POOL_2D": _ACT, "MAX_POOL_2D": _ACT, "L2_POOL_2D": frozenset({_F}),
+    "CONV_2D": _ACT, "DEPTHWISE_CONV_2D": _ACT, "TRANSPOSE_CONV": _ACT,
+    "FULLY_CONNECTED": _ACT, "BATCH_MATMUL": _ACT, "SVDF": _ACT,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": _ACT,
+    "SOFTMAX": _ACT, "LOGISTIC": _ACT, "TANH": _ACT, "HARD_SWISH": frozenset({_F, _I8}),
+    "RELU": _ACT, "RELU6": _ACT, "LEAKY_RELU": _ACT, "PRELU": _ACT,
+    "ELU": frozenset({_F, _I8}), "LOG_SOFTMAX": frozenset({_F, _I8}),
+    "L2_NORMALIZATION": frozenset({_F, _I8}),
+    "QUANTIZE": frozenset({_F, _I32, _I16, _I8, _U8}),
+    "DEQUANTIZE": frozenset({_I8, _I16, _U8}),
+    "MEAN": frozenset({_F, _I8, _I16}), "SUM": frozenset({_F, _I8, _I16}),
+    "REDUCE_MAX": frozenset({_F, _I8}), "REDUCE_MIN": frozenset({_F, _I8}),
+    "REDUCE_ALL": frozenset({_B}),
+    "CONCATENATION": frozenset({_F, _I8, _I16, _I32, _I64, _B}),
+    "PACK": frozenset({_F, _I8, _I16, _I32, _I64}), "UNPACK": frozenset({_F, _I8, _I16, _I32}),
+    "SPLIT": frozenset({_F, _I8, _I16, _I32}), "SPLIT_V": frozenset({_F, _I8, _I16, _I32}),
+    "PAD": frozenset({_F, _I8, _I16, _I32}), "PADV2": frozenset({_F, _I8, _I16, _I32}),
+    "MIRROR_PAD": frozenset({_F, _I8, _I32, _I64}),
+    "TRANSPOSE": frozenset({_F, _I8, _I16}),
+    "STRIDED_SLICE": frozenset({_F, _I8, _I16, _I32, _B}),
+    "SLICE": frozenset({_F, _I8, _I16, _I32, _I64, _B}),
+    "SPACE_TO_BATCH_ND": frozenset({_F, _I8}), "BATCH_TO_SPACE_ND": frozenset({_F, _I8}),
+    "SPACE_TO_DEPTH": frozenset({_F, _I8}), "DEPTH_TO_SPACE": frozenset({_F, _I8}),
+    "RESIZE_BILINEAR": frozenset({_F, _I8}),
+    "RESIZE_NEAREST_NEIGHBOR": frozenset({_F, _I8, _I16}),
+    "GATHER": frozenset({_F, _I8, _I32}), "GATHER_ND": frozenset({_F, _I8, _I32}),
+    "EXPAND_DIMS": frozenset({_F, _I8, _I16, _I32}),
+    "ZEROS_LIKE": frozenset({_F, _I32, _I64}), "FILL": None, "SHAPE": None, "RESHAPE": None,
+    "ABS": _ACT, "RSQRT": _ACT, "SQRT": frozenset({_F}), "SQUARE": frozenset({_F}),
+    "SIN": frozenset({_F}), "COS": frozenset({_F}), "LOG": frozenset({_F}),
+    "EXP": frozenset({_F}), "NEG": frozenset({_F, _I8}), "FLOOR": frozenset({_F}),
+    "CEIL": frozenset({_F}), "ROUND": frozenset({_F}), "LOGICAL_NOT": frozenset({_B}),
+    "ARG_MAX": frozenset({_F, _I8, _I32}), "ARG_MIN": frozenset({_F, _I8, _I32}),
+    "CUMSUM": frozenset({_F, _I8, _I32}), "EMBEDDING_LOOKUP": None,
+    "CAST": frozenset({_F, _I8, _I16, _I32, _B, "UINT32"}),
+}
+
+
+def _type_name(model, s: int, i: int) -> str | None:
+    if i < 0:
+        return None
+    return model.subgraphs[s].tensors[i].type_name
+
+
+def micro_support(model, s: int, o: int) -> str | None:
+    """Why TFLite Micro cannot run operator ``o`` of subgraph ``s`` (None: it can).
+
+    Checks that TFLM has a kernel, the input types its kernel accepts, and the
+    weight/type combinations of the GEMM family (no hybrid float x int8 kernels, no
+    int16 x int16, no uint8)."""
+    sg = model.subgraphs[s]
+    op = sg.operators[o]
+    code = model.operator_codes[op.opcode_index]
+    name = code.name
+    if name == "CUSTOM":
+        return f"custom operator {code.custom_code!r}: register it with AddCustom()"
+    if name not in MICRO_OPS:
+        return "TFLite Micro has no kernel for this operator"
+    types = [_type_name(model, s, i) for i in op.inputs]
+    # the data input: TRANSPOSE_CONV takes (output_shape, weights, input, bias)
+    t0 = (types[2] if len(types) > 2 else None) if name == "TRANSPOSE_CONV" else \
+        (types[0] if types else None)
+    allowed = MICRO_INPUT_TYPES.get(name)
+    if allowed is not None and t0 is not None and t0 not in allowed:
+        return f"input type {t0} (TFLite Micro's kernel takes {', '.join(sorted(allowed))})"
+    if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED"):
+        x, w = (types[2], types[1]) if name == "TRANSPOSE_CONV" else (t0, types[1])
+        ok = {(_F, _F), (_I8, _I8), (_I8, "INT4"), (_I16, _I8)}
+        if name == "TRANSPOSE_CONV":
+            ok.discard((_I8, "INT4"))
+        if (x, w) not in ok:
+            if x == _F and w in (_I8, _U8):
+                return f"hybrid {x} x {w} weights (TFLite Micro has no hybrid kernels)"
+            return f"{x} input with {w} weights (TFLite Micro supports float32 x float32, " \
+                   "int8 x int8, int16 x int8)"
+    if name == "DEQUANTIZE" and t0 == "FLOAT16":
+        return "float16 DEQUANTIZE (TFLite Micro dequantizes int8, int16 and uint8 only)"
+    if name == "QUANTIZE" and op.outputs:
+        out = _type_name(model, s, op.outputs[0])
+        ok = {(_F, _I8), (_F, _I16), (_I16, _I8), (_I8, _I8), (_I8, _U8), (_U8, _I8),
+              (_I8, _I16), (_I8, _I32), (_I16, _I16), (_I16, _I32), (_I32, _I8), (_I32, _I16)}
+        if (t0, out) not in ok:
+            return f"QUANTIZE {t0} -> {out} (not among TFLite Micro's type pairs)"
+    return None
+
+
+def micro_paths(model, s: int, o: int, paths: tuple[str, ...], where: str) -> tuple[str, ...]:
+    """The numerics paths of an operator's kernel when the interpreter runs ``"micro"``.
+
+    Raises UnsupportedOpError if TFLite Micro cannot run the operator; adds
+    ``"micro"`` for operators whose TFLM results equal the reference path's."""
+    reason = micro_support(model, s, o)
+    code = model.operator_codes[model.subgraphs[s].operators[o].opcode_index]
+    if reason is not None:
+        raise UnsupportedOpError(code.name, code.version, path=where,
+                                 detail=f"TFLite Micro cannot run it: {reason}")
+    if "micro" not in paths and code.name in MICRO_SAME_AS_REFERENCE and "reference" in paths:
+        return tuple(paths) + ("micro",)
+    return tuple(paths)
+
+
+# ---------------------------------------------------------------------------
+# FULLY_CONNECTED and MUL on the micro path
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MicroRequant:
+    """TFLM's requantization of FULLY_CONNECTED accumulators (channels last).
+
+    ``mode``: "mbqm32" (int32 accumulator, gemmlowp MultiplyByQuantizedMultiplier,
+    double rounding) or "mbqm64" (int64 accumulator, the int64 overload: 16-bit
+    multiplier, one rounding with ties up). Then ``+ output_offset`` and the clamp."""
+    mode: str
+    output_offset: int
+    act_min: int
+    act_max: int
+    multiplier: np.ndarray
+    shift: np.ndarray
+
+    def apply(self, acc: np.ndarray) -> np.ndarray:
+        acc = np.asarray(acc, np.int64)
+        if self.mode == "mbqm32":
+            scaled = multiply_by_quantized_multiplier(wrap_int32(acc), self.multiplier, self.shift)
+        else:
+            scaled = multiply_by_quantized_multiplier_int64(acc, self.multiplier, self.shift)
+        return np.clip(wrap_int32(scaled + self.output_offset), self.act_min, self.act_max)
+
+
+def fc_requant(x, w, out, lo: int, hi: int, num_units: int, *, int64_acc: bool) -> MicroRequant:
+    """``CalculateOpDataFullyConnected`` (fully_connected_common.cc): per channel when
+    the filter has more than one scale, ``QuantizeMultiplier(double(s_in) *
+    double(s_w[c]) / double(s_out))``; per tensor ``QuantizeMultiplier(double(f32(s_in *
+    s_w)) / double(s_out))``."""
+    f32 = np.float32
+    if len(w.scale) > 1:
+        m, s = quantize_multiplier_array(float(x.s) * np.asarray(w.scale, np.float64) / float(out.s))
+        m, s = np.asarray(m, np.int64), np.asarray(s, np.int64)
+    else:
+        m0, s0 = quantize_multiplier(float(f32(f32(x.s) * f32(w.scale[0]))) / float(out.s))
+        m, s = np.full(num_units, m0, np.int64), np.full(num_units, s0, np.int64)
+    return MicroRequant(mode="mbqm64" if int64_acc else "mbqm32", output_offset=int(out.zp),
+                        act_min=int(lo), act_max=int(hi), multiplier=m, shift=s)
+
+
+def mul_real_multiplier(a, b, out) -> float:
+    """``CalculateOpDataMul`` (mul_common.cc): ``double(s1) * double(s2) / double(s_out)``."""
+    return float(a.s) * float(b.s) / float(out.s)
+
+
+def softmax_int16_tables() -> tuple[np.ndarray, np.ndarray]:
+    """TFLM's int16 SOFTMAX tables (``softmax_common.cc InitializeLutForInt16``): the same
+    ``LUTPopulate<int16_t>`` as LiteRT's, but in float32 (``10.0f / range``, ``std::exp``
+    of a float, ``1.0f / (1.0f + x)``) where LiteRT computes in double."""
+    global _SOFTMAX16
+    if _SOFTMAX16 is None:
+        from .ops._lut import libm_f32, lut_populate_int16
+        f32 = np.float32
+        exp_lut = lut_populate_int16(f32(10.0) / f32(65535), 32767, f32(2.0) / f32(65535), 0,
+                                     lambda v: libm_f32("expf", v), f32)
+        recip_lut = lut_populate_int16(f32(1.0) / f32(65535), -32768, f32(2.0) / f32(65535), 0,
+                                       lambda v: (f32(1) / (f32(1) + np.asarray(v, f32))).astype(f32),
+                                       f32)
+        exp_lut.flags.writeable = False
+        recip_lut.flags.writeable = False
+        _SOFTMAX16 = (exp_lut, recip_lut)
+    return _SOFTMAX16
+
+
+_SOFTMAX16: tuple[np.ndarray, np.ndarray] | None = None
