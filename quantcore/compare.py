@@ -70,6 +70,10 @@ class CompareResult:
             r.equal for r in self.rows if not r.dtype.startswith("float"))
 
     @property
+    def oracle_name(self) -> str:
+        return "TFLite Micro" if self.numerics == "micro" else f"LiteRT ({self.numerics})"
+
+    @property
     def exit_code(self) -> int:
         if self.litert_error is not None:
             return 2
@@ -84,7 +88,7 @@ class CompareResult:
         """The table a person reads: one line per operator output."""
         lines = []
         if self.litert_error:
-            lines.append(f"LiteRT ({self.numerics}) failed: {self.litert_error}")
+            lines.append(f"{self.oracle_name} failed: {self.litert_error}")
         head = f"{'op':>4}  {'type':<22} {'tensor':<40} {'dtype':<8} {'equal':<5} {'diff':>7} {'maxLSB':>7} {'max|real|':>10}"
         lines.append(head)
         lines.append("-" * len(head))
@@ -95,7 +99,7 @@ class CompareResult:
         d = self.first_divergence
         if d is None:
             if not self.litert_error:
-                lines.append(f"\nall {sum(1 for r in self.rows)} operator outputs equal to LiteRT ({self.numerics})")
+                lines.append(f"\nall {sum(1 for r in self.rows)} operator outputs equal to {self.oracle_name}")
         else:
             lines.append(f"\nfirst divergent op: {d.op_index} {d.op}, tensor {d.tensor} {d.name!r}")
             lines.append(f"  worst element {tuple(d.index)}: quantcore {d.ours:g}, LiteRT {d.theirs:g}")
@@ -151,7 +155,11 @@ def load_inputs(path: str | os.PathLike, model: Model) -> list[np.ndarray]:
 
 def compare(model: Any, inputs: list[np.ndarray] | None = None, *, numerics: str = "reference",
             seed: int = 0, oracle: LiteRTOracle | None = None) -> CompareResult:
-    """Run ``model`` in LiteRT and quantcore on the same inputs and compare every tensor."""
+    """Run ``model`` in LiteRT and quantcore on the same inputs and compare every tensor.
+
+    ``numerics`` names the LiteRT path ("reference", "optimized", "xnnpack"), or
+    "micro" for TFLite Micro's interpreter (``pip install 'quantcore[micro]'``); quantcore
+    runs the matching numerics mode."""
     from quantcore.runtime import Interpreter
 
     data = model if isinstance(model, (bytes, bytearray)) else open(model, "rb").read() \
@@ -161,13 +169,16 @@ def compare(model: Any, inputs: list[np.ndarray] | None = None, *, numerics: str
     m = read_model(data)
     if inputs is None:
         inputs = default_inputs(m, seed)
-    own = oracle is None
-    oracle = oracle or LiteRTOracle()
-    try:
-        theirs = oracle.run(data, inputs, numerics)
-    finally:
-        if own:
-            oracle.close()
+    if numerics == "micro":
+        theirs = _run_micro(data, inputs)
+    else:
+        own = oracle is None
+        oracle = oracle or LiteRTOracle()
+        try:
+            theirs = oracle.run(data, inputs, numerics)
+        finally:
+            if own:
+                oracle.close()
     if not theirs.ok:
         return CompareResult(numerics, [], None, litert_error=theirs.error)
     it = Interpreter(model_content=data, numerics=numerics, experimental_preserve_all_tensors=True)
@@ -192,6 +203,20 @@ def compare(model: Any, inputs: list[np.ndarray] | None = None, *, numerics: str
             if not row.equal and first is None and not row.dtype.startswith("float"):
                 first = _divergence(o, name, t, tensor, ours, ref, op, sg)
     return CompareResult(numerics, rows, first)
+
+
+def _run_micro(data: bytes, inputs: list[np.ndarray]):
+    """TFLite Micro's interpreter (the ``tflite-micro`` package, in a child process) as
+    the other side, shaped like an OracleResult: outputs and subgraph-0 tensors."""
+    from quantcore.micro_oracle import MicroOracle
+    from quantcore.oracle import OracleResult
+
+    with MicroOracle() as micro:
+        r = micro.run(data, [inputs])
+    if not r.ok:
+        return OracleResult(error=f"TFLite Micro: {r.error}", aborted=r.aborted)
+    tensors = {t: v for (sg, t), v in (r.tensors[0] if r.tensors else {}).items() if sg == 0}
+    return OracleResult(outputs=list(r.outputs[0]), tensors=tensors)
 
 
 def _row(o, name, t, tensor, ours, ref, qp) -> TensorRow:

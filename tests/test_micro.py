@@ -584,3 +584,15 @@ def test_relu_int16_multiplier_vs_tflm(micro):
     it.set_tensor(0, x)
     it.invoke()
     assert it.get_tensor(1)[0] == 18606
+
+
+def test_compare_with_numerics_micro_uses_the_tflm_oracle():
+    """quantcore.compare(..., numerics="micro") runs TFLite Micro on the other side."""
+    from pathlib import Path
+
+    from quantcore.compare import compare
+    path = Path(__file__).parent / "fixtures" / "models" / "dscnn_kws_int8.tflite"
+    result = compare(path.read_bytes(), numerics="micro")
+    assert result.exit_code == 0, result.format()
+    assert "equal to TFLite Micro" in result.format()
+    assert len(result.rows) == 14
