@@ -1,6 +1,6 @@
 """Requantization of the GEMM-family kernels (CONV_2D, DEPTHWISE_CONV_2D,
-FULLY_CONNECTED, TRANSPOSE_CONV) on LiteRT's non-reference numerics paths, and the
-XNNPACK delegate's decision whether it takes such an operator.
+FULLY_CONNECTED, TRANSPOSE_CONV, BATCH_MATMUL) on LiteRT's non-reference numerics
+paths, and the XNNPACK delegate's decision whether it takes such an operator.
 
 Every kernel of the family first computes exact integer accumulators (the sums do
 not depend on the path: every path accumulates exactly in int32, or int64 for 16x8
@@ -13,10 +13,12 @@ unless noted):
 
 ``gemmlowp`` (the reference kernels, and every scalar leftover loop of the optimized
 kernels): ``MultiplyByQuantizedMultiplier`` of ``internal/common.h``, i.e.
-``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x << left, M), right)`` with
-both roundings half away from zero.
+``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x << left, M), right)``. The
+first step rounds ties toward +inf (its nudge ``1 - 2^30`` for a negative product is
+followed by a truncating division), the second half away from zero.
 
-``ties_up``: the same two steps with every tie sent toward +inf::
+``ties_up``: the same two steps with every tie sent toward +inf (the first step is
+identical, so the two modes differ only on negative ties of the right shift)::
 
     hi  = (wrap32(x << left) * M + 2^30) >> 31          # floor shift
     out = (hi + 2^(right - 1)) >> right                 # right > 0

@@ -53,13 +53,21 @@ from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
                                   multiply_by_quantized_multiplier_int64, quantize_multiplier,
                                   wrap_int32)
 
+from quantcore.errors import NumericsPathError
+
+from . import _paths
 from ._common import FLOAT32, INT8, INT16, INT32, OpContext
 from ._matmul_hybrid import (batch_quantize_floats, exact_int_matmul, float_to_int32_trunc,
                              sequential_dot_f32, sse_reduction_sum_int8)
 
 # One registration (Register_BATCH_MATMUL returns the _REF kernel), so LiteRT's optimized
-# resolver runs the same code; measured identical on every type. XNNPACK is not covered.
-NUMERICS = ("reference", "optimized")
+# resolver runs the same code; measured identical on every type. XNNPACK
+# (VisitBatchMatMulNode, google/XNNPACK subgraph/batch-matrix-multiply.c) takes int8 x int8
+# -> int8 with per-tensor scales and an RHS zero point of 0, constant or not, and
+# requantizes in fp32: scale f32(f32(s_lhs * s_rhs) / s_out), rint (ties to even), no clamp
+# beyond the int8 range; everything else runs the reference kernel on that path too, except
+# float x int8 (dynamically quantized in XNNPACK, not reproduced: NumericsPathError).
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 F32 = np.float32
 
@@ -81,6 +89,7 @@ class BatchMatMulParams:
     filter_scale: float = 1.0
     per_channel_scale: np.ndarray | None = None
     path: str = ""
+    requant: _paths.Requant | None = None   # xnnpack fp32 requantization (None: reference)
 
 
 def _compressed_shapes(lshape: tuple[int, ...], rshape: tuple[int, ...],
@@ -144,6 +153,11 @@ def prepare(ctx: OpContext) -> BatchMatMulParams:
 
     if combo == (FLOAT32, INT8):
         ctx.check(out.type == FLOAT32, f"hybrid output must be FLOAT32, is {out.type_name}", ".outputs[0]")
+        if _paths.path_of(ctx) == "xnnpack":
+            raise NumericsPathError(f"{ctx.path}: hybrid BATCH_MATMUL (float x int8) runs in "
+                                    "XNNPACK's dynamically quantized kernels on LiteRT's xnnpack "
+                                    "path, which quantcore does not implement; use "
+                                    "numerics='optimized'")
         ctx.check(rhs.quantized, f"hybrid RHS tensor {rhs.index} has no quantization parameters",
                   ".inputs[1]")
         ctx.check(bool(np.all(np.isfinite(rhs.scale))), "RHS scales must be finite", ".inputs[1]")
@@ -182,7 +196,21 @@ def prepare(ctx: OpContext) -> BatchMatMulParams:
         ctx.check(s <= 14, "requantization multiplier >= 2^14: LiteRT's 64-bit "
                   "MultiplyByQuantizedMultiplier shifts by a negative amount (undefined)")
     info = np.iinfo(np.int8 if lhs.type == INT8 else np.int16)
-    return BatchMatMulParams(kind="int8" if lhs.type == INT8 else "int16", input_offset=-lhs.zp,
+    requant = None
+    if _paths.path_of(ctx) == "xnnpack" and lhs.type == INT8 and rhs.type == INT8:
+        scale = _paths.xnn_requantization_scale(lhs.s, rhs.scale[:1], out.s)
+        if rhs.zp == 0 and all(len(t.scale) == 1 and t.quantized_dimension == 0
+                               and _paths.normal_positive(t.scale) for t in (lhs, rhs, out)):
+            if not 0 < float(scale[0]) <= 255.0:
+                # xnn_create_batch_matrix_multiply_nc_qs8 refuses it and LiteRT then dies
+                # (SIGSEGV, measured with 255.5 and 256)
+                raise NumericsPathError(f"{ctx.path}: BATCH_MATMUL requantization scale "
+                                        f"{float(scale[0])} is outside (0, 255]: XNNPACK refuses the "
+                                        "operator and LiteRT's xnnpack path crashes (SIGSEGV); "
+                                        "numerics='optimized' runs it")
+            requant = _paths.Requant(mode="fp32", output_offset=out.zp, act_min=-128, act_max=127,
+                                     scale=scale)
+    return BatchMatMulParams(requant=requant, kind="int8" if lhs.type == INT8 else "int16", input_offset=-lhs.zp,
                              filter_offset=-rhs.zp, output_offset=out.zp, output_multiplier=m,
                              output_shift=s, output_activation_min=int(info.min),
                              output_activation_max=int(info.max), out_dtype=info.dtype.type, **common)
@@ -244,6 +272,8 @@ def eval(p: BatchMatMulParams, lhs: np.ndarray, rhs: np.ndarray) -> list[np.ndar
     lc = left.astype(np.float64) + p.input_offset
     rc = np.swapaxes(rt.astype(np.float64) + p.filter_offset, -1, -2)
     acc = exact_int_matmul(lc, rc)
+    if p.requant is not None:   # xnnpack (runtime/ops/_paths.py)
+        return [p.requant.apply(acc).astype(p.out_dtype).reshape(out_shape)]
     if p.kind == "int8":
         scaled = multiply_by_quantized_multiplier(wrap_int32(acc), p.output_multiplier, p.output_shift)
     else:

@@ -43,14 +43,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from quantcore.errors import NumericsPathError
 from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
                                   multiply_by_quantized_multiplier_int64,
                                   quantize_multiplier, quantize_multiplier_array, wrap_int32)
 
-from . import _hybrid
+from . import _fastconv, _gemm, _hybrid, _paths
+from . import _checks
 from ._common import FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext, clamp_float, compute_padding
 
-NUMERICS = ("reference",)
+# "optimized" and "xnnpack": the requantization of runtime/ops/_paths.py (ruy ties-up
+# rounding, XNNPACK fp32); the accumulators are the same on every path.
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,17 @@ class ConvParams:
     out_dtype: type = np.float32
     hybrid_scale: np.ndarray | None = None   # hybrid: float32 filter scale per output channel
     hybrid_asymmetric: bool = False          # hybrid: EvalHybridPerChannel (asymmetric input)
+    requant: _paths.Requant | None = None    # non-reference paths (None: the reference MBQM)
+    hybrid_fused_scale: bool = False         # optimized HybridConvPerChannel: f32(acc) * f32(pcs * s_b)
+    fast: _fastconv.FastConv | None = None   # exact float32-BLAS path (runtime/ops/_fastconv.py)
 
 
 def prepare(ctx: OpContext) -> ConvParams:
+    """Validation and multipliers (:func:`_prepare`), plus the fast exact path's plan."""
+    return _fastconv.attach_conv(_prepare(ctx), ctx)
+
+
+def _prepare(ctx: OpContext) -> ConvParams:
     ctx.check_io_count((2, 3), 1)
     x = ctx.input(0)
     w = ctx.input(1)
@@ -98,6 +110,9 @@ def prepare(ctx: OpContext) -> ConvParams:
     oh, pt, pb = compute_padding(o["padding"], h, kh, sh, dh)
     ow, pl, pr = compute_padding(o["padding"], wd, kw, sw, dw)
     ctx.check(oh > 0 and ow > 0, f"output would be empty ({oh}x{ow})")
+    padded = n * (h + pt + pb) * (wd + pl + pr) * cin * 8   # the float64 padded input
+    ctx.check(padded <= _checks.MAX_OUTPUT_BYTES, f"dilations ({dh}, {dw}) pad the input to "
+              f"{padded} bytes, over the memory budget of {_checks.MAX_OUTPUT_BYTES}", ".builtin_options")
     ctx.check(b is not None, "bias is required (conv.cc: TF_LITE_ENSURE(has_bias))", ".inputs")
     ctx.check(b.num_elements == cout,
               f"bias has {b.num_elements} elements, filter has {cout} output channels", ".inputs[2]")
@@ -131,7 +146,9 @@ def prepare(ctx: OpContext) -> ConvParams:
                       "bias scale differs from input scale x filter scale by more than 2% of "
                       "the output scale", ".inputs[2]")
         m, s = quantize_multiplier(in_prod / out.s)
-        return ConvParams(kind="uint8", filter=w.data.astype(np.float64) - w.zp,
+        requant = _path_requant(ctx, x, w, b, out, np.full(cout, m, np.int64),
+                                np.full(cout, s, np.int64), lo, hi, cout, groups, True)
+        return ConvParams(kind="uint8", requant=requant, filter=w.data.astype(np.float64) - w.zp,
                           bias=b.data.astype(np.int64), input_offset=-x.zp, output_offset=out.zp,
                           output_multiplier=np.array([m] * cout, np.int64),
                           output_shift=np.array([s] * cout, np.int64),
@@ -165,11 +182,35 @@ def prepare(ctx: OpContext) -> ConvParams:
         int64_bias = b.type == INT64
     if b.quantized:
         ctx.check(bool(np.all(b.zero_point == 0)), "bias zero point must be 0", ".inputs[2]")
+    requant = _path_requant(ctx, x, w, b, out, m, s, lo, hi, cout, groups,
+                            x.type == INT8 or (b.type == INT32 and qbt == INT32))
     return ConvParams(kind="int8" if x.type == INT8 else "int16", filter=w.data.astype(np.float64),
+                      requant=requant,
                       bias=bias, input_offset=-x.zp, output_offset=out.zp, output_multiplier=m,
                       output_shift=s, output_activation_min=lo, output_activation_max=hi,
                       int64_bias=int64_bias, out_dtype=np.int8 if x.type == INT8 else np.int16,
                       **common)
+
+
+def _path_requant(ctx: OpContext, x, w, b, out, m: np.ndarray, s: np.ndarray, lo: int, hi: int,
+                  cout: int, groups: int, gemm: bool) -> _paths.Requant | None:
+    """The requantization of ``ctx.numerics`` (None: the reference kernel's).
+
+    optimized (conv.cc Eval*): grouped convolutions run the reference kernel; 16x8 runs
+    ``optimized_integer_ops::ConvPerChannel`` only with an int32 bias (``gemm``; zero
+    points are 0 here), otherwise the reference kernel. The GEMM path (ruy, or the
+    NEON ``CustomGemv`` for a single output pixel) rounds ties up.
+    xnnpack: operators the delegate takes (``VisitConv2DNode``: int8/uint8, bias
+    present and 1-D) use its fp32 requantization; the rest run the optimized kernels.
+    """
+    path = _paths.path_of(ctx)
+    if path == "xnnpack" and len(b.shape) == 1 and _paths.xnnpack_takes(
+            ctx, x, w, b, out, channel_dim=0, bias_required=True):
+        return _paths.xnnpack_requant(ctx, x, w, out, cout)
+    if path in ("optimized", "xnnpack") and groups == 1 and gemm:
+        return _paths.Requant(mode="ties_up", output_offset=out.zp, act_min=lo, act_max=hi,
+                              multiplier=np.asarray(m, np.int64), shift=np.asarray(s, np.int64))
+    return None
 
 
 def _prepare_hybrid(ctx: OpContext, w, b, cout: int, common: dict) -> ConvParams:
@@ -191,11 +232,19 @@ def _prepare_hybrid(ctx: OpContext, w, b, cout: int, common: dict) -> ConvParams
         ctx.check(len(scales) == cout, f"filter has {len(scales)} scales for {cout} output channels "
                   "(the per-channel hybrid kernel needs one per channel)", ".inputs[1]")
     lo, hi = _hybrid.float_activation_range(ctx)
+    if _paths.path_of(ctx) == "xnnpack" and w.type == INT8:
+        # VisitConv2DNode takes float input with int8 filter as a dynamically quantized
+        # (qd8) convolution, whose arithmetic quantcore does not reproduce yet.
+        raise NumericsPathError(f"{ctx.path}: hybrid CONV_2D (float input, int8 filter) runs in "
+                                "XNNPACK's dynamically quantized kernels on LiteRT's xnnpack path, "
+                                "which quantcore does not implement; use numerics='optimized'")
     filt = w.data.view(np.int8) if w.type == UINT8 else w.data
     return ConvParams(kind="hybrid", filter=filt.astype(np.float64), bias=b.data.astype(np.float32),
                       output_activation_min=lo, output_activation_max=hi,
                       hybrid_scale=scales if (per_channel or grouped) else scales[:1],
-                      hybrid_asymmetric=per_channel or grouped, **common)
+                      hybrid_asymmetric=per_channel or grouped,
+                      hybrid_fused_scale=_paths.path_of(ctx) != "reference" and not grouped,
+                      **common)
 
 
 def _eval_hybrid(p: ConvParams, x: np.ndarray) -> np.ndarray:
@@ -205,8 +254,13 @@ def _eval_hybrid(p: ConvParams, x: np.ndarray) -> np.ndarray:
         q, sf, offset = _hybrid.asymmetric_quantize_floats(flat)
         xc = (q - offset[:, None]).astype(np.float64).reshape(x.shape)
         acc = wrap_int32(np.rint(_accumulate(p, xc)).astype(np.int64))
-        acc_float = (acc.astype(np.float32) * p.hybrid_scale).astype(np.float32)
-        acc_float = (acc_float * sf[:, None, None, None]).astype(np.float32)
+        if p.hybrid_fused_scale:
+            # optimized_ops::HybridConvPerChannel: f32(acc) * f32(scale[oc] * s_b)
+            fused = (p.hybrid_scale[None, :] * sf[:, None]).astype(np.float32)
+            acc_float = (acc.astype(np.float32) * fused[:, None, None, :]).astype(np.float32)
+        else:
+            acc_float = (acc.astype(np.float32) * p.hybrid_scale).astype(np.float32)
+            acc_float = (acc_float * sf[:, None, None, None]).astype(np.float32)
     else:
         q, sf = _hybrid.symmetric_quantize_floats(flat)
         sf = (sf * p.hybrid_scale[0]).astype(np.float32)
@@ -274,13 +328,19 @@ def _accumulate(p: ConvParams, xc: np.ndarray) -> np.ndarray:
 
 
 def eval(p: ConvParams, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> list[np.ndarray]:  # noqa: A001
+    if x.shape[0] == 0:  # an empty batch: LiteRT's loops run zero times
+        return [np.zeros((0,) + tuple(p.out_hw) + (p.filter.shape[0],), p.out_dtype)]
     if p.kind == "hybrid":
         return [_eval_hybrid(p, x)]
     if p.kind == "float":
         acc = _accumulate(p, x.astype(np.float32)) + p.bias
         return [clamp_float(acc.astype(np.float32), p.output_activation_min, p.output_activation_max)]
+    if p.fast is not None and _gemm.ENABLED and p.fast.matches(x):
+        return [p.fast(x, p.requant)]
     xc = x.astype(np.float64) + p.input_offset
     acc = np.rint(_accumulate(p, xc)).astype(np.int64) + p.bias
+    if p.requant is not None:   # optimized / xnnpack (runtime/ops/_paths.py)
+        return [p.requant.apply(acc).astype(p.out_dtype)]
     if p.int64_bias:
         scaled = multiply_by_quantized_multiplier_int64(acc, p.output_multiplier, p.output_shift)
     else:

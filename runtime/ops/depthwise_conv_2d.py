@@ -38,16 +38,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from quantcore.errors import NumericsPathError
 from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
                                   multiply_by_quantized_multiplier_int64, quantize_multiplier,
                                   quantize_multiplier_array, wrap_int32)
 
 from quantcore.schema.model import TensorType
 
-from . import _hybrid
+from . import _fastconv, _gemm, _hybrid, _paths
 from ._common import FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext
 
-NUMERICS = ("reference",)
+# "optimized": optimized_integer_ops::DepthwiseConvGeneral (int8: NEON Quantize in blocks
+# of 8 channels, ties up, gemmlowp for the leftover channels), the optimized hybrid
+# kernel; uint8 (NEON, but rounding as gemmlowp) and 16x8 (the reference kernel) round
+# as on the reference path. "xnnpack": XNNPACK's fp32 requantization where the delegate takes the
+# operator. See runtime/ops/_paths.py.
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 INT16_MAX = 32767
 
@@ -74,9 +80,17 @@ class DepthwiseParams:
     float_activation_max: float = 0.0
     per_channel_scale: np.ndarray | None = None   # hybrid: float32 filter scale per channel
     out_dtype: type = np.float32
+    requant: _paths.Requant | None = None         # non-reference paths (None: reference MBQM)
+    hybrid_split: int | None = None               # optimized hybrid: channels in NEON blocks of 4
+    fast: _fastconv.FastDepthwise | None = None   # exact float32 path (runtime/ops/_fastconv.py)
 
 
 def prepare(ctx: OpContext) -> DepthwiseParams:
+    """Validation and multipliers (:func:`_prepare`), plus the fast exact path's plan."""
+    return _fastconv.attach_depthwise(_prepare(ctx), ctx)
+
+
+def _prepare(ctx: OpContext) -> DepthwiseParams:
     o = ctx.options
     ctx.check_io_count((2, 3), 1)
     x = ctx.input(0)
@@ -98,6 +112,13 @@ def prepare(ctx: OpContext) -> DepthwiseParams:
     ctx.check(min(kh, kw, cout) > 0, f"filter has a zero-sized dimension: {list(w.shape)}", ".inputs[1]")
 
     hybrid = x.type == FLOAT32 and w.type == INT8
+    if b is None and x.type in (INT8, UINT8, FLOAT32) and _paths.path_of(ctx) in ("optimized", "xnnpack"):
+        # The optimized float/int8/uint8/hybrid kernels copy or load the bias unconditionally
+        # (DepthwiseConvInitAccBuffer's memcpy, vld1q_f32(bias_data + c)): LiteRT dies with
+        # SIGSEGV on such a model (measured); XNNPACK declines a depthwise without bias.
+        # (16x8 runs the reference kernel on every path.)
+        raise NumericsPathError(f"{ctx.path}: DEPTHWISE_CONV_2D without a bias crashes LiteRT's "
+                                "optimized kernel (null bias pointer); numerics='reference' runs it")
     if x.type not in (FLOAT32, UINT8, INT8, INT16):
         raise ctx.unsupported(f"input type {x.type_name}")
     ctx.check(out.type == x.type, f"output type {out.type_name} differs from input type {x.type_name}")
@@ -155,7 +176,10 @@ def prepare(ctx: OpContext) -> DepthwiseParams:
                   "(LiteRT would read scales past the end)", ".inputs[1]")
         ctx.check(n > 0, "hybrid DEPTHWISE_CONV_2D needs a batch size > 0", ".inputs[0]")
         lo, hi = _hybrid.float_activation_range(ctx)
-        return DepthwiseParams(kind="hybrid", per_channel_scale=scales[:cout],
+        split = None
+        if _paths.path_of(ctx) in ("optimized", "xnnpack"):   # XNNPACK declines mixed types
+            split = cout - cout % 4
+        return DepthwiseParams(kind="hybrid", per_channel_scale=scales[:cout], hybrid_split=split,
                                float_activation_min=lo, float_activation_max=hi, **common)
     if x.type == FLOAT32:
         lo, hi = _hybrid.float_activation_range(ctx)
@@ -182,16 +206,43 @@ def prepare(ctx: OpContext) -> DepthwiseParams:
                       "bias scale differs from input scale x filter scale by more than 2% of the "
                       "output scale", ".inputs[2]")
         m, s = quantize_multiplier(float(np.float32(x.scale[0] * w.scale[0])) / float(out.s))
+        requant = _path_requant(ctx, x, w, b, out, np.full(cout, m, np.int64),
+                                np.full(cout, s, np.int64), lo, hi, cin)
         return DepthwiseParams(kind="uint8", input_offset=-x.zp, weights_offset=-w.zp, output_offset=out.zp,
+                               requant=requant,
                                output_multiplier=np.full(cout, m, np.int64),
                                output_shift=np.full(cout, s, np.int64), quantized_activation_min=lo,
                                quantized_activation_max=hi, out_dtype=np.uint8, **common)
     filter_scales = np.broadcast_to(w.scale.astype(np.float64), (cout,))
     m, s = quantize_multiplier_array(float(x.s) * filter_scales / float(out.s))
+    requant = _path_requant(ctx, x, w, b, out, m, s, lo, hi, cin) if x.type == INT8 else None
     return DepthwiseParams(kind="int8" if x.type == INT8 else "int16", input_offset=-x.zp,
+                           requant=requant,
                            output_offset=out.zp, output_multiplier=m, output_shift=s,
                            quantized_activation_min=lo, quantized_activation_max=hi,
                            out_dtype=np.int8 if x.type == INT8 else np.int16, **common)
+
+
+def _path_requant(ctx: OpContext, x, w, b, out, m: np.ndarray, s: np.ndarray, lo: int, hi: int,
+                  cin: int) -> _paths.Requant | None:
+    """The requantization of ``ctx.numerics`` for int8/uint8 (None: the reference one).
+
+    optimized: int8 -> ``channel_blocks`` (``optimized_ops::Quantize``); uint8 rounds as
+    the reference kernel (see _paths.py). xnnpack (``VisitDepthwiseConv2DNode``): a 1-D bias is required, the
+    filter may be per-channel along dimension 3 only, and XNNPACK derives the input
+    channels from the options' ``depth_multiplier``, which must match the shapes.
+    """
+    path = _paths.path_of(ctx)
+    cout = int(w.shape[3])
+    dm_option = ctx.options.get("depth_multiplier", 0)
+    if (path == "xnnpack" and b is not None and len(b.shape) == 1 and dm_option > 0
+            and cout % dm_option == 0 and cout // dm_option == cin
+            and _paths.xnnpack_takes(ctx, x, w, b, out, channel_dim=3, bias_required=True)):
+        return _paths.xnnpack_requant(ctx, x, w, out, cout)
+    if path not in ("optimized", "xnnpack") or x.type == UINT8:
+        return None
+    return _paths.Requant(mode="channel_blocks", output_offset=out.zp, act_min=lo, act_max=hi,
+                          multiplier=np.asarray(m, np.int64), shift=np.asarray(s, np.int64), block=8)
 
 
 def _taps(p: DepthwiseParams, xc: np.ndarray, kh: int, kw: int):
@@ -220,26 +271,43 @@ def eval(p: DepthwiseParams, x: np.ndarray, w: np.ndarray, b: np.ndarray | None 
         xf = np.asarray(x, np.float32)
         wf = np.asarray(w, np.float32)
         total = np.zeros((x.shape[0],) + p.out_hw + (p.out_channels,), np.float32)
-        for fy, fx, win in _taps(p, xf, kh, kw):
-            total = (total + (win * wf[0, fy, fx]).astype(np.float32)).astype(np.float32)
-        bias = np.asarray(b, np.float32) if p.has_bias else np.zeros(p.out_channels, np.float32)
-        out = (total + bias).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN sums, as in C
+            for fy, fx, win in _taps(p, xf, kh, kw):
+                total = (total + (win * wf[0, fy, fx]).astype(np.float32)).astype(np.float32)
+            bias = np.asarray(b, np.float32) if p.has_bias else np.zeros(p.out_channels, np.float32)
+            out = (total + bias).astype(np.float32)
         return [_hybrid.activation_with_min_max(out, p.float_activation_min, p.float_activation_max)]
     if p.kind == "hybrid":
         n = x.shape[0]
         q, sf, offset = _hybrid.asymmetric_quantize_floats(np.asarray(x, np.float32).reshape(n, -1))
         xc = (q - offset[:, None]).reshape(x.shape)
         acc = wrap_int32(_int_sum(p, xc, np.asarray(w, np.int64)))
-        scale = (p.per_channel_scale[None, :] * sf[:, None]).astype(np.float32)   # [N, Cout]
-        acc_float = (acc.astype(np.float32) * scale[:, None, None, :]).astype(np.float32)
+        if p.hybrid_split is not None:
+            # optimized DepthwiseConvHybridGeneral: NEON blocks of 4 channels compute
+            # f32(f32(acc) * scale[c]) * s_b, the scalar leftovers f32(acc * s_b) * scale[c]
+            accf = acc.astype(np.float32)
+            sfb = sf[:, None, None, None]
+            k = p.hybrid_split
+            acc_float = np.empty(accf.shape, np.float32)
+            acc_float[..., :k] = ((accf[..., :k] * p.per_channel_scale[:k]).astype(np.float32)
+                                  * sfb).astype(np.float32)
+            acc_float[..., k:] = ((accf[..., k:] * sfb).astype(np.float32)
+                                  * p.per_channel_scale[k:]).astype(np.float32)
+        else:
+            scale = (p.per_channel_scale[None, :] * sf[:, None]).astype(np.float32)   # [N, Cout]
+            acc_float = (acc.astype(np.float32) * scale[:, None, None, :]).astype(np.float32)
         if p.has_bias:
             acc_float = (acc_float + np.asarray(b, np.float32)).astype(np.float32)
         return [_hybrid.activation_with_min_max(acc_float, p.float_activation_min, p.float_activation_max)]
+    if p.fast is not None and _gemm.ENABLED and p.fast.matches(x):
+        return [p.fast(x, p.requant)]
     xc = np.asarray(x, np.int64) + p.input_offset
     wc = np.asarray(w, np.int64) + p.weights_offset
     acc = _int_sum(p, xc, wc)
     if p.has_bias:
         acc = acc + np.asarray(b, np.int64)
+    if p.requant is not None:   # optimized / xnnpack (runtime/ops/_paths.py)
+        return [p.requant.apply(acc).astype(p.out_dtype)]
     if p.kind == "int16":
         scaled = multiply_by_quantized_multiplier_int64(acc, p.output_multiplier, p.output_shift)
     else:

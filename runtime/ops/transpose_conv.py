@@ -41,15 +41,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quantcore.errors import InputError
+from quantcore.errors import InputError, NumericsPathError
 from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
                                   multiply_by_quantized_multiplier_int64, quantize_multiplier,
                                   quantize_multiplier_array, wrap_int32)
 
-from . import _hybrid
+from . import _hybrid, _paths
 from ._common import FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext
 
-NUMERICS = ("reference",)
+# "optimized": optimized_integer_ops::TransposeConvV2 / optimized_ops::TransposeConvV2
+# (NEON Quantize: per-channel blocks of 8, or flat blocks of 16 for uint8; ties up, scalar
+# leftovers gemmlowp); "xnnpack": XNNPACK's fp32 requantization where the delegate takes
+# the operator. See runtime/ops/_paths.py.
+NUMERICS = ("reference", "optimized", "xnnpack")
 
 INT16_MAX = 32767
 
@@ -78,6 +82,7 @@ class TransposeConvParams:
     int64_scratch: bool = False
     per_channel_scale: np.ndarray | None = None
     out_dtype: type = np.float32
+    requant: _paths.Requant | None = None   # non-reference paths (None: reference MBQM)
 
 
 def _geometry(shape_values, batches: int, in_hw: tuple[int, int], filter_hw: tuple[int, int],
@@ -190,6 +195,12 @@ def prepare(ctx: OpContext) -> TransposeConvParams:
         ctx.check(len(scales) >= cout, f"weights have {len(scales)} scales for {cout} output channels "
                   "(LiteRT would read scales past the end)", ".inputs[1]")
         ctx.check(n > 0, "hybrid TRANSPOSE_CONV needs a batch size > 0", ".inputs[2]")
+        if _paths.path_of(ctx) == "xnnpack" and _xnnpack_geometry_ok(ctx, shp, w, x) and \
+                (b is None or b.is_constant) and ctx.options.get("fused_activation_function", 0) in (0, 1, 2, 3):
+            raise NumericsPathError(f"{ctx.path}: hybrid TRANSPOSE_CONV (float input, int8 weights) "
+                                    "runs in XNNPACK's dynamically quantized kernels on LiteRT's "
+                                    "xnnpack path, which quantcore does not implement; use "
+                                    "numerics='optimized'")
         return TransposeConvParams(kind="hybrid", per_channel_scale=scales[:cout].astype(np.float32),
                                    float_activation_min=lo, float_activation_max=hi, **common)
 
@@ -215,17 +226,62 @@ def prepare(ctx: OpContext) -> TransposeConvParams:
                       "bias scale differs from input scale x weights scale by more than 2% of the "
                       "output scale", ".inputs[3]")
         m, s = quantize_multiplier(float(np.float32(x.scale[0] * w.scale[0])) / float(out.s))
+        requant = _path_requant(ctx, shp, x, w, b, out, np.full(cout, m, np.int64),
+                                np.full(cout, s, np.int64), lo, hi, "flat_blocks")
         return TransposeConvParams(kind="uint8", input_offset=-x.zp, weights_offset=-w.zp,
+                                   requant=requant,
                                    output_offset=out.zp, output_multiplier=np.full(cout, m, np.int64),
                                    output_shift=np.full(cout, s, np.int64), quantized_activation_min=lo,
                                    quantized_activation_max=hi, out_dtype=np.uint8, **common)
     filter_scales = np.broadcast_to(w.scale.astype(np.float64), (cout,))
     m, s = quantize_multiplier_array(float(x.s) * filter_scales / float(out.s))
+    # 16x8: TransposeConvV2 only with an int32 bias and zero points 0 (the weights' legacy
+    # per-tensor zero point; per-channel tensors have none)
+    gemm = x.type == INT8 or (not int64_scratch and (len(w.scale) > 1 or w.zp == 0))
+    requant = _path_requant(ctx, shp, x, w, b, out, m, s, lo, hi, "channel_blocks" if gemm else None)
     return TransposeConvParams(kind="int8" if x.type == INT8 else "int16", input_offset=-x.zp,
+                               requant=requant,
                                output_offset=out.zp, output_multiplier=m, output_shift=s,
                                quantized_activation_min=lo, quantized_activation_max=hi,
                                int64_scratch=int64_scratch,
                                out_dtype=np.int8 if x.type == INT8 else np.int16, **common)
+
+
+def _xnnpack_geometry_ok(ctx: OpContext, shp, w, x) -> bool:
+    """The shape checks of ``VisitTransposeConvNode``: a static 4-element output_shape
+    whose channels match the weights, and ``CalculateTransposeConvPaddings``: VALID needs
+    the kernel to fit the output, SAME needs kernel >= stride."""
+    if not shp.is_constant or not w.is_constant or shp.num_elements != 4:
+        return False
+    n, oh, ow, oc = (int(v) for v in np.asarray(shp.data).reshape(-1))
+    cout, kh, kw, cin = w.shape
+    if oc != cout or cin != x.shape[3]:
+        return False
+    sh, sw = ctx.options.get("stride_h", 0), ctx.options.get("stride_w", 0)
+    if ctx.options.get("padding", 0) == 1:
+        return kh <= oh and kw <= ow
+    return kh >= sh and kw >= sw
+
+
+def _path_requant(ctx: OpContext, shp, x, w, b, out, m: np.ndarray, s: np.ndarray, lo: int, hi: int,
+                  optimized_mode: str | None) -> _paths.Requant | None:
+    """The requantization of ``ctx.numerics`` (None: the reference kernel's).
+
+    optimized: ``optimized_mode`` ("channel_blocks" for int8 and 16x8 with an int32 bias,
+    "flat_blocks" for uint8, None where transpose_conv.cc runs the reference kernel).
+    xnnpack (``VisitTransposeConvNode``): int8/uint8 with static weights, bias and
+    output_shape, and the geometry XNNPACK supports.
+    """
+    path = _paths.path_of(ctx)
+    cout = int(w.shape[0])
+    if path == "xnnpack" and _xnnpack_geometry_ok(ctx, shp, w, x) and (b is None or len(b.shape) == 1) \
+            and _paths.xnnpack_takes(ctx, x, w, b, out, channel_dim=0, bias_required=False):
+        return _paths.xnnpack_requant(ctx, x, w, out, cout)
+    if path not in ("optimized", "xnnpack") or optimized_mode is None:
+        return None
+    return _paths.Requant(mode=optimized_mode, output_offset=out.zp, act_min=lo, act_max=hi,
+                          multiplier=np.asarray(m, np.int64), shift=np.asarray(s, np.int64),
+                          block=16 if optimized_mode == "flat_blocks" else 8)
 
 
 def _buffer_shape(p: TransposeConvParams, oh: int, ow: int, pad_h: int, pad_w: int) -> tuple[int, int]:
@@ -263,11 +319,12 @@ def _scatter_float(p: TransposeConvParams, geom, term) -> np.ndarray:
     sh, sw = p.stride
     hb, wb = _buffer_shape(p, oh, ow, pad_h, pad_w)
     buf = np.zeros((p.batches, hb, wb, p.out_channels), np.float32)
-    for fy in reversed(range(kh)):
-        for fx in reversed(range(kw)):
-            view = buf[:, fy: fy + (h - 1) * sh + 1: sh, fx: fx + (wd - 1) * sw + 1: sw, :]
-            for t in term(fy, fx):
-                view += t           # float32 in place, one rounding per term
+    with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN sums, as in C
+        for fy in reversed(range(kh)):
+            for fx in reversed(range(kw)):
+                view = buf[:, fy: fy + (h - 1) * sh + 1: sh, fx: fx + (wd - 1) * sw + 1: sw, :]
+                for t in term(fy, fx):
+                    view += t           # float32 in place, one rounding per term
     return buf[:, pad_h: pad_h + oh, pad_w: pad_w + ow, :]
 
 
@@ -300,13 +357,16 @@ def eval(p: TransposeConvParams, output_shape: np.ndarray, w: np.ndarray, x: np.
                     yield ((acc * scale).astype(np.float32) * sfb).astype(np.float32)
         acc = _scatter_float(p, geom, term)
         if p.has_bias:
-            acc = (acc + np.asarray(b, np.float32)).astype(np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):  # inf sums, as in C
+                acc = (acc + np.asarray(b, np.float32)).astype(np.float32)
         return [_hybrid.activation_with_min_max(acc, p.float_activation_min, p.float_activation_max)]
     xc = np.asarray(x, np.int64) + p.input_offset
     wc = np.asarray(w, np.int64) + p.weights_offset
     acc = _scatter_int(p, xc, wc, geom)
     if p.has_bias:
         acc = acc + np.asarray(b, np.int64)
+    if p.requant is not None:   # optimized / xnnpack (runtime/ops/_paths.py)
+        return [p.requant.apply(acc).astype(p.out_dtype)]
     if p.kind == "int16" and p.int64_scratch:
         scaled = multiply_by_quantized_multiplier_int64(acc, p.output_multiplier, p.output_shift)
     else:
