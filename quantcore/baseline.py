@@ -528,9 +528,17 @@ def check_model(directory: str | os.PathLike, name: str, *, model: Any = None, i
 
 
 def check(directory: str | os.PathLike, models: Iterable[Any] | None = None, *, tolerance: int = 0,
-          numerics: Iterable[str] | None = None) -> CheckResult:
+          numerics: Iterable[str] | None = None, workers: Any = None) -> CheckResult:
     """Check the baselines in ``directory`` (all, or those named in ``models``: a
-    baseline name, or a model path, which then replaces the recorded path)."""
+    baseline name, or a model path, which then replaces the recorded path).
+
+    ``workers``: None or 1 in this process; ``N`` local processes; ``"ray"``,
+    ``"ray://ADDRESS"`` or :class:`quantcore.distributed.RayOptions` on Ray. Work is
+    split into one task per (model, numerics mode); the result is the same as a
+    local run's (report, JSON; JUnit differs only in the times)."""
+    from quantcore.distributed import parse_workers
+
+    workers = parse_workers(workers)
     if tolerance < 0:
         raise InputError(f"tolerance must be >= 0 LSB, not {tolerance}")
     found = manifests(directory)
@@ -551,6 +559,12 @@ def check(directory: str | os.PathLike, models: Iterable[Any] | None = None, *, 
             else:
                 raise InputError(f"no baseline for {s!r} in {os.fspath(directory)!r}; "
                                  f"recorded: {', '.join(found)}")
+    if workers is not None:
+        from quantcore.distributed import check_baselines
+
+        return CheckResult(os.fspath(directory), check_baselines(directory, todo, tolerance=tolerance,
+                                                                 numerics=numerics, workers=workers),
+                           tolerance)
     return CheckResult(os.fspath(directory),
                        [check_model(directory, n, model=p, tolerance=tolerance, numerics=numerics)
                         for n, p in todo], tolerance)

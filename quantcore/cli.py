@@ -6,10 +6,13 @@ subparser and a function running it that returns the exit code. Adding a command
 (run, compare, quantize, debug, explain) is adding one :class:`Command`.
 
 Exit codes: 0 success, 1 the command ran and reports a negative result (for
-example a comparison that found differences), 2 bad usage or bad input. Any
+example a comparison that found differences), 2 bad usage or bad input, 70 an
+internal error (a bug in quantcore: please report it), 130 interrupted. Any
 :class:`~quantcore.errors.QuantcoreError` (a malformed model, a missing file, an
 unsupported operator) prints one line, ``quantcore: error: <message>``, on stderr
-and exits with 2; ``--debug`` adds the traceback.
+and exits with 2; ``--debug`` adds the traceback (and shows Python warnings, which
+are otherwise silenced so that stderr holds only that line). Output files are
+written atomically: an error or an interrupt leaves no partial file.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import argparse
 import json
 import sys
 import traceback
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -26,6 +30,7 @@ from quantcore.errors import ModelFormatError, QuantcoreError
 EXIT_OK = 0
 EXIT_NEGATIVE = 1
 EXIT_ERROR = 2
+EXIT_INTERNAL = 70   # EX_SOFTWARE
 
 
 @dataclass(frozen=True)
@@ -45,11 +50,16 @@ def _inspect_arguments(p: argparse.ArgumentParser) -> None:
                    help="machine-readable output (every per-channel value in full)")
     p.add_argument("--no-validate", action="store_true",
                    help="show a model that decodes but fails the consistency checks")
+    p.add_argument("--compression", action="store_true",
+                   help="per weight tensor sparsity, distinct values, entropy (bits/weight), and "
+                        "the model's size raw and gzip-compressed")
 
 
 def _inspect_run(args: argparse.Namespace) -> int:
     from quantcore.inspect import format_text, inspect_model
 
+    if args.compression:
+        return _inspect_compression(args)
     try:
         info = inspect_model(args.model, validate=not args.no_validate)
     except ModelFormatError as e:
@@ -58,6 +68,85 @@ def _inspect_run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(info, indent=1) + "\n")
     else:
         sys.stdout.write(format_text(info))
+    return EXIT_OK
+
+
+def _inspect_compression(args: argparse.Namespace) -> int:
+    from quantcore.compress import compression_stats, format_stats
+
+    try:
+        stats = compression_stats(args.model)
+    except OSError as e:
+        raise ModelFormatError(f"cannot read model file {args.model!r}: {e.strerror}") from e
+    except ModelFormatError as e:
+        raise ModelFormatError(f"{args.model}: {e}") from e
+    sys.stdout.write(json.dumps(stats, indent=1) + "\n" if args.json else format_stats(stats))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# prune, cluster
+# ---------------------------------------------------------------------------
+def _compress_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help=".tflite model (float or quantized)")
+    p.add_argument("-o", "--output", required=True, help=".tflite to write")
+    p.add_argument("--ops", default=None,
+                   help="comma-separated operators whose weights to change (default: CONV_2D, "
+                        "DEPTHWISE_CONV_2D, FULLY_CONNECTED, TRANSPOSE_CONV)")
+
+
+def _prune_arguments(p: argparse.ArgumentParser) -> None:
+    _compress_common(p)
+    p.add_argument("--sparsity", type=float, default=0.5, help="fraction of weights set to zero (0.5)")
+    p.add_argument("--block", default="1x1", help="prune blocks of ROWSxCOLS weights, e.g. 1x4 (1x1)")
+    p.add_argument("--sparse-format", action="store_true",
+                   help="store pruned weights in TFLite's sparse format (DENSIFY where needed)")
+
+
+def _compress_report(before: bytes, after: bytes, output: str) -> None:
+    from quantcore.compress import compression_stats
+
+    a, b = compression_stats(before)["model"], compression_stats(after)["model"]
+    print(f"wrote {output}: {b['size_bytes']:,} bytes ({b['gzip_bytes']:,} gzip-compressed; "
+          f"was {a['size_bytes']:,} / {a['gzip_bytes']:,}), weights {b['weight_sparsity']:.1%} zeros")
+
+
+def _read_input(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ModelFormatError(f"cannot read model file {path!r}: {e.strerror}") from e
+
+
+def _prune_run(args: argparse.Namespace) -> int:
+    from quantcore.compress import prune
+    from quantcore.schema import atomic_write
+
+    data = _read_input(args.model)
+    out = prune(data, sparsity=args.sparsity, block=args.block,
+                ops=args.ops.split(",") if args.ops else None, sparse_format=args.sparse_format)
+    atomic_write(args.output, out)
+    _compress_report(data, out, args.output)
+    return EXIT_OK
+
+
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    _compress_common(p)
+    p.add_argument("--clusters", type=int, default=16, help="distinct values per weight tensor (16)")
+    p.add_argument("--per-channel", action="store_true", help="cluster each output channel separately")
+    p.add_argument("--seed", type=int, default=1234, help="k-means++ seed (1234)")
+
+
+def _cluster_run(args: argparse.Namespace) -> int:
+    from quantcore.compress import cluster
+    from quantcore.schema import atomic_write
+
+    data = _read_input(args.model)
+    out = cluster(data, clusters=args.clusters, per_channel=args.per_channel,
+                  ops=args.ops.split(",") if args.ops else None, seed=args.seed)
+    atomic_write(args.output, out)
+    _compress_report(data, out, args.output)
     return EXIT_OK
 
 
@@ -117,8 +206,10 @@ def _quantize_arguments(p: argparse.ArgumentParser) -> None:
                    "to keep in float")
     p.add_argument("--default-ranges", nargs=2, type=float, metavar=("MIN", "MAX"),
                    help="range for activations without statistics (dummy quantization)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="calibrate in N local processes (same result as one)")
+    p.add_argument("--workers", default=None, metavar="N|ray|ray://ADDRESS",
+                   help="calibrate in N local processes, or on Ray: 'ray' uses the cluster in "
+                        "RAY_ADDRESS or starts a local one, 'ray://ADDRESS' connects to that cluster "
+                        "(same result as one process; Ray: pip install 'quantcore[ray]')")
 
 
 def _quantize_run(args: argparse.Namespace) -> int:
@@ -128,8 +219,16 @@ def _quantize_run(args: argparse.Namespace) -> int:
     from quantcore.quantizer import QuantizationReport, quantize
     from quantcore.schema import atomic_write, read_model
 
+    from quantcore.distributed import RayOptions, import_ray, parse_workers
+
+    workers = parse_workers(args.workers)
+    if isinstance(workers, RayOptions):
+        import_ray()                      # before reading anything: say how to install Ray
     model = read_model(args.model)
-    dataset = representative_dataset(args.data, model) if args.data else None
+    if args.data and (isinstance(workers, RayOptions) or _is_glob(args.data)):
+        dataset = args.data               # a path: Ray tasks read their own shards
+    else:
+        dataset = representative_dataset(args.data, model) if args.data else None
     report = QuantizationReport([])
     io_type = np.dtype(args.io)
     data = quantize(model, representative_dataset=dataset, mode=args.mode, per_channel=not args.per_tensor,
@@ -137,12 +236,18 @@ def _quantize_run(args: argparse.Namespace) -> int:
                     calibrator=args.calibrator,
                     denylist=[d for d in args.denylist.split(",") if d],
                     default_ranges=tuple(args.default_ranges) if args.default_ranges else None,
-                    report=report, workers=args.workers)
+                    report=report, workers=workers)
     atomic_write(args.output, data)
     print(f"wrote {args.output} ({len(data)} bytes, mode {args.mode}, I/O {args.io})")
     for o, name, reason in report.float_ops:
         print(f"  kept in float: operator {o} {name} ({reason})")
     return EXIT_OK
+
+
+def _is_glob(path: str) -> bool:
+    import os
+
+    return not os.path.exists(path) and any(c in path for c in "*?[")
 
 
 # ---------------------------------------------------------------------------
@@ -151,18 +256,24 @@ def _quantize_run(args: argparse.Namespace) -> int:
 def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="path to a .tflite file")
     p.add_argument("--inputs", help=".npy or .npz; default: seeded random full-range inputs")
-    p.add_argument("--numerics", default="reference", choices=["reference", "optimized", "xnnpack", "all"],
+    p.add_argument("--numerics", default="reference",
+                   choices=["reference", "optimized", "xnnpack", "micro", "all"],
                    help="LiteRT path to compare with: reference (BUILTIN_REF), optimized "
                         "(BUILTIN_WITHOUT_DEFAULT_DELEGATES), xnnpack (BUILTIN), or all: the three "
                         "paths side by side, naming the path that explains each difference")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the table as JSON")
     p.add_argument("--seed", type=int, default=0)
+    _model_explorer_arguments(p, "per operator: differing elements and max LSB difference; with "
+                              "--numerics all: which LiteRT path disagrees")
+    _view_flag(p)
 
 
 def _compare_run(args: argparse.Namespace) -> int:
     from quantcore.compare import compare, compare_all, load_inputs, write_json
     from quantcore.schema import read_model
 
+    if args.view:
+        _require_view()
     with open(args.model, "rb") as fh:
         data = fh.read()
     model = read_model(data)
@@ -174,6 +285,11 @@ def _compare_run(args: argparse.Namespace) -> int:
     print(result.format())
     if args.json_out:
         write_json(result, args.json_out)
+    if args.model_explorer or args.view:
+        from quantcore.overlays import compare_all_overlays, compare_overlays
+
+        overlays = (compare_all_overlays if args.numerics == "all" else compare_overlays)(model, result)
+        _overlays_out(args, args.model, model, overlays)
     return result.exit_code
 
 
@@ -231,6 +347,12 @@ def _debug_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin", type=float, default=10.0, metavar="DB",
                    help="suggest layers whose local SQNR is more than DB below the median (default 10)")
     p.add_argument("--max-samples", type=int, metavar="N", help="use at most N samples")
+    p.add_argument("--html", metavar="OUT.html",
+                   help="also write a self-contained HTML report: the per-layer table worst first, the "
+                        "suggested denylist, and the plots when matplotlib is installed")
+    _model_explorer_arguments(p, "per operator of the quantized model: local SQNR, SQNR, MSE, RMS error "
+                              "in LSB, suggested denylist")
+    _view_flag(p)
 
 
 def _debug_run(args: argparse.Namespace) -> int:
@@ -241,6 +363,8 @@ def _debug_run(args: argparse.Namespace) -> int:
         raise InputError(f"--top must be >= 0, not {args.top}")
     if args.plot:
         _matplotlib()  # fail before the work when matplotlib is missing
+    if args.view:
+        _require_view()
     result = debug(args.float_model, args.quant_model, args.data, max_samples=args.max_samples,
                    sort=args.sort, margin_db=args.margin, selective=args.selective)
     print(result.format(top=args.top, float_model=args.float_model, data=args.data))
@@ -249,6 +373,18 @@ def _debug_run(args: argparse.Namespace) -> int:
     if args.plot:
         plot(result, args.plot)
         print(f"wrote {args.plot}")
+    if args.html:
+        from quantcore.report_html import write_debug_html
+
+        write_debug_html(result, args.html, float_model=args.float_model, quant_model=args.quant_model,
+                         data=args.data)
+        print(f"wrote {args.html}")
+    if args.model_explorer or args.view:
+        from quantcore.overlays import debug_overlays
+        from quantcore.schema import read_model
+
+        model = read_model(args.quant_model)
+        _overlays_out(args, args.quant_model, model, debug_overlays(model, result))
     return EXIT_OK
 
 
@@ -307,6 +443,10 @@ _commands: list[Command] = [
             _inspect_arguments, _inspect_run),
     Command("quantize", "quantize a float .tflite model (int8, int16x8, dynamic, float16, uint8)",
             _quantize_arguments, _quantize_run),
+    Command("prune", "zero the smallest weights (magnitude pruning), optionally in TFLite's sparse format",
+            _prune_arguments, _prune_run),
+    Command("cluster", "cluster each weight tensor to at most N distinct values (k-means)",
+            _cluster_arguments, _cluster_run),
     Command("run", "run a model in quantcore's runtime", _run_arguments, _run_run),
     Command("compare", "compare every tensor of quantcore and LiteRT on the same inputs",
             _compare_arguments, _compare_run),
@@ -332,6 +472,8 @@ def _diff_arguments(p: argparse.ArgumentParser) -> None:
                    help="outputs differing by at most this many LSB count as identical (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument("--no-run", action="store_true", help="compare graph and tensors only")
+    _model_explorer_arguments(p, "per operator of NEW: what changed (added, op, weights, quantization, "
+                              "output) and the max LSB difference; OUT.old.json: the same for OLD")
 
 
 def _diff_run(args: argparse.Namespace) -> int:
@@ -342,6 +484,15 @@ def _diff_run(args: argparse.Namespace) -> int:
     print(result.format())
     if args.json_out:
         write_json(result, args.json_out)
+    if args.model_explorer:
+        from quantcore.overlays import diff_overlays, write_diff_overlays
+        from quantcore.schema import read_model
+
+        old, new = read_model(args.old), read_model(args.new)
+        paths = write_diff_overlays(diff_overlays(old, new, result), old, new, args.model_explorer)
+        print(f"wrote {', '.join(paths)}")
+        print(f"view: quantcore view {_quote(args.new)} --overlay {' '.join(_quote(p) for p in paths[:-1])}")
+        print(f"      quantcore view {_quote(args.old)} --overlay {_quote(paths[-1])}")
     return result.exit_code
 
 
@@ -386,6 +537,9 @@ def _baseline_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--tolerance", type=int, default=0, metavar="LSB",
                    help="outputs within this many LSB of the recorded ones pass (default 0)")
     c.add_argument("--numerics", help="check only these comma-separated modes (default: all recorded)")
+    c.add_argument("--workers", default=None, metavar="N|ray|ray://ADDRESS",
+                   help="check in N local processes or on Ray, one task per model x numerics mode "
+                        "(same report as one process)")
 
 
 def _baseline_run(args: argparse.Namespace) -> int:
@@ -397,8 +551,14 @@ def _baseline_run(args: argparse.Namespace) -> int:
                                  numerics=_numerics_list(args.numerics), seed=args.seed):
             print(r.format())
         return EXIT_OK
+    from quantcore.distributed import RayOptions, import_ray, parse_workers
+
+    workers = parse_workers(args.workers)
+    if isinstance(workers, RayOptions):
+        import_ray()
     result = baseline.check(args.directory, args.models, tolerance=args.tolerance,
-                            numerics=_numerics_list(args.numerics) if args.numerics else None)
+                            numerics=_numerics_list(args.numerics) if args.numerics else None,
+                            workers=workers)
     print(result.format())
     if args.junit:
         baseline.write_junit(result, args.junit)
@@ -412,6 +572,135 @@ _commands += [
             _diff_arguments, _diff_run),
     Command("baseline", "record golden baselines of models, or check models against them (CI)",
             _baseline_arguments, _baseline_run),
+]
+
+
+# ---------------------------------------------------------------------------
+# micro
+# ---------------------------------------------------------------------------
+def _micro_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="path to a .tflite file")
+    p.add_argument("--json", action="store_true",
+                   help="machine-readable output: ops, unsupported, resolver, arena, flash_bytes, "
+                        "peak_op, timeline, buffers")
+    p.add_argument("--arena-limit", metavar="SIZE",
+                   help="the device's tensor arena (e.g. 256K, 1M, 300000): exit 1 if the model "
+                        "does not fit")
+    p.add_argument("--plot", metavar="OUT.png", help="draw the arena plan (needs matplotlib)")
+    _model_explorer_arguments(p, "per operator of every subgraph: live tensor-arena bytes, the peak "
+                              "operator in red")
+
+
+def _micro_run(args: argparse.Namespace) -> int:
+    from quantcore.micro import analyze, format_text, parse_size, plot, to_json_text
+
+    limit = parse_size(args.arena_limit) if args.arena_limit is not None else None
+    try:
+        report = analyze(args.model, arena_limit=limit)
+    except ModelFormatError as e:
+        raise ModelFormatError(f"{args.model}: {e}") from e
+    sys.stdout.write(to_json_text(report) if args.json else format_text(report))
+    if args.plot:
+        plot(report, args.plot)
+        if not args.json:
+            print(f"wrote {args.plot}")
+    if args.model_explorer:
+        from quantcore.overlays import micro_overlays
+        from quantcore.schema import read_model
+
+        model = read_model(args.model, micro=True)
+        _overlays_out(args, args.model, model, micro_overlays(model, report), stream=sys.stderr if args.json
+                      else sys.stdout)
+    if report.fits is False:
+        print(f"quantcore: {args.model} does not fit: it needs {report.total:,} B of tensor arena "
+              f"(head {report.head:,} + tail ~{report.tail:,}), the limit is {limit:,} B",
+              file=sys.stderr)
+        return EXIT_NEGATIVE
+    return EXIT_OK
+
+
+_commands += [
+    Command("micro", "TFLite Micro: supported operators, resolver code, tensor arena and flash size",
+            _micro_arguments, _micro_run),
+]
+
+
+# ---------------------------------------------------------------------------
+# view (Model Explorer) and the --model-explorer / --view options of other commands
+# ---------------------------------------------------------------------------
+def _model_explorer_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--model-explorer", metavar="OUT.json",
+                   help=f"write Model Explorer overlays ({what}): the main one to OUT.json, the others "
+                        "beside it as OUT.<metric>.json; open them with `quantcore view`")
+
+
+def _view_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--view", action="store_true",
+                   help="open the result in Model Explorer (offline, on 127.0.0.1; Ctrl-C stops it; "
+                        "needs quantcore[view])")
+
+
+def _require_view() -> None:
+    from quantcore.view import require_model_explorer
+
+    require_model_explorer()      # before the work: say how to install it
+
+
+def _quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(str(text))
+
+
+def _overlays_out(args: argparse.Namespace, model_path: str, model, overlays, stream=None) -> None:
+    """Write the overlays to --model-explorer (and say how to open them), then
+    --view them when asked (blocks until Ctrl-C)."""
+    stream = stream or sys.stdout
+    paths = None
+    if args.model_explorer:
+        from quantcore.overlays import write_overlays
+
+        paths = write_overlays(overlays, model, args.model_explorer)
+        print(f"wrote {', '.join(paths)}", file=stream)
+        if not getattr(args, "view", False):
+            print(f"view: quantcore view {_quote(model_path)} --overlay "
+                  f"{' '.join(_quote(p) for p in paths)}", file=stream)
+    if getattr(args, "view", False):
+        from quantcore.view import show
+
+        sys.stdout.flush()
+        show(model_path, overlays, paths=paths, out=stream)
+
+
+def _view_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="the .tflite model to show")
+    p.add_argument("--overlay", nargs="+", action="extend", default=[], metavar="A.json",
+                   help="Model Explorer node-data files (from --model-explorer of compare, debug, diff, "
+                        "micro); the first colours the graph, all are columns of the side tables")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; Model Explorer's server reads any file "
+                        "you can read when asked, so keep it on loopback)")
+    p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    p.add_argument("--no-browser", action="store_true", help="only print the URL")
+
+
+def _view_run(args: argparse.Namespace) -> int:
+    from quantcore.schema import read_model
+    from quantcore.view import require_model_explorer, serve
+
+    require_model_explorer()
+    try:
+        read_model(args.model)
+    except OSError as e:
+        raise ModelFormatError(f"cannot read model file {args.model!r}: {e.strerror}") from e
+    except ModelFormatError as e:
+        raise ModelFormatError(f"{args.model}: {e}") from e
+    return serve(args.model, args.overlay, host=args.host, port=args.port, open_browser=not args.no_browser)
+
+
+_commands += [
+    Command("view", "open a model and quantcore overlays in Model Explorer (offline; needs quantcore[view])",
+            _view_arguments, _view_run),
 ]
 
 
@@ -447,7 +736,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with 2 and a usage message on bad usage
     try:
-        return int(args._run(args))
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.simplefilter("ignore")
+            return int(args._run(args))
     except QuantcoreError as e:
         if args.debug:
             traceback.print_exc()
@@ -462,6 +754,12 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:  # pragma: no cover
             pass
         return EXIT_OK
+    except Exception as e:  # a bug: still one line, the traceback with --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"quantcore: internal error: {type(e).__name__}: {_one_line(e)} (a bug in quantcore; "
+              "--debug shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ class _Progress:
 def calibrate(model: Model, dataset: Any, calibrator: str | Calibrator = "minmax",
               tensors: Iterable[int] | None = None,
               observer: Callable[[int, np.ndarray], None] | None = None,
-              workers: int | None = None) -> dict[int, Calibrator]:
+              workers: Any = None) -> dict[int, Calibrator]:
     """Run subgraph 0 of a float model over ``dataset``; one calibrator per float tensor.
 
     Every non-constant float32 tensor of subgraph 0 is observed (or only ``tensors``).
@@ -99,15 +99,33 @@ def calibrate(model: Model, dataset: Any, calibrator: str | Calibrator = "minmax
     calibrator must be picklable; ``observer`` cannot be used (it would run in
     another process). As with any spawn-based pool, a script calling this must
     guard its entry point with ``if __name__ == "__main__":``.
+
+    ``workers="ray"``, ``"ray://ADDRESS"`` or a :class:`quantcore.distributed.RayOptions`:
+    the shards are Ray tasks (the cluster in ``RAY_ADDRESS``, or a local one), their
+    calibrators merged in shard order, with the same exact result; see
+    :mod:`quantcore.distributed`. ``dataset`` may also be a path (.npy, .npz, a
+    directory of samples, or a glob pattern), which Ray tasks read themselves.
     """
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
-                                or workers < 1):
-        raise InputError(f"workers must be a positive integer or None, not {workers!r}")
+    from quantcore import distributed
+
+    if isinstance(workers, (str, distributed.RayOptions)):
+        workers = distributed.parse_workers(workers)
+    elif workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                  or workers < 1):
+        raise InputError(f"workers must be a positive integer, 'ray', 'ray://ADDRESS' or None, "
+                         f"not {workers!r}")
     sg = model.subgraphs[0]
     if tensors is None:
         tensors = [i for i, t in enumerate(sg.tensors)
                    if t.type == TensorType.FLOAT32 and model.tensor_data(0, i) is None]
     tensors = list(tensors)
+    if isinstance(workers, distributed.RayOptions):
+        if observer is not None:
+            raise InputError("observer= cannot be combined with workers='ray': it would run in the "
+                             "Ray tasks")
+        return distributed.calibrate_ray(model, dataset, calibrator, tensors, workers)
+    if distributed.is_path_dataset(dataset):
+        dataset = distributed.dataset_from_path(dataset, model)
     if workers is not None and workers > 1:
         if observer is not None:
             raise InputError("observer= cannot be combined with workers > 1: it would run in the "
@@ -125,11 +143,39 @@ def calibrate(model: Model, dataset: Any, calibrator: str | Calibrator = "minmax
     return cals
 
 
+def single_thread_blas():
+    """A context in which BLAS (NumPy's matmul) uses one thread.
+
+    A multi-threaded BLAS may split one dot product between threads (a batch-1
+    FULLY_CONNECTED is a matrix-vector product), so the float model's activations
+    can change in the last bit with the number of threads -- and so the calibrated
+    ranges. Calibration runs the float model in this context in every process
+    (in-process, local workers, Ray tasks), so its statistics do not depend on
+    where it ran. (One thread is also faster here: the per-sample products are small.)
+    Needs threadpoolctl (in the ``ray`` and ``test`` extras); without it BLAS keeps
+    its thread count.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional (extras ray/test): without it BLAS keeps its thread count
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _run(model: Model, samples: Iterable, calibrator: str | Calibrator, tensors: list[int],
          observer: Callable[[int, np.ndarray], None] | None, first_index: int,
          progress: _Progress | None = None) -> tuple[dict[int, Calibrator], int]:
     """The calibration loop over ``samples`` (numbered from ``first_index`` in
-    messages); returns the calibrators and the number of samples run."""
+    messages), with BLAS on one thread (:func:`single_thread_blas`); returns the
+    calibrators and the number of samples run."""
+    with single_thread_blas():
+        return _run_loop(model, samples, calibrator, tensors, observer, first_index, progress)
+
+
+def _run_loop(model: Model, samples: Iterable, calibrator: str | Calibrator, tensors: list[int],
+              observer: Callable[[int, np.ndarray], None] | None, first_index: int,
+              progress: _Progress | None) -> tuple[dict[int, Calibrator], int]:
     it = Interpreter(model=model)
     it.allocate_tensors()
     cals = {i: make_calibrator(calibrator) for i in tensors}
@@ -138,9 +184,11 @@ def _run(model: Model, samples: Iterable, calibrator: str | Calibrator, tensors:
     for n, sample in enumerate(samples, start=first_index):
         arrays = _sample_inputs(sample, model, n)
         for d, x in zip(details, arrays):
-            if x.dtype.kind == "f" and np.isnan(x).any():
-                where = tuple(int(v) for v in np.argwhere(np.isnan(x))[0])
-                raise CalibrationError(f"sample {n}: input {d['name']!r} contains NaN (first at {where})")
+            if x.dtype.kind == "f" and not np.isfinite(x).all():
+                where = tuple(int(v) for v in np.argwhere(~np.isfinite(x))[0])
+                what = "NaN" if np.isnan(x[where]) else "inf"
+                raise CalibrationError(f"sample {n}: input {d['name']!r} contains {what} (first at "
+                                       f"{where}); calibration needs finite values")
             if x.dtype != d["dtype"]:
                 if x.dtype.kind == "f" and np.dtype(d["dtype"]).kind == "f":
                     x = x.astype(d["dtype"])

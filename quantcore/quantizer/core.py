@@ -18,6 +18,7 @@ converter's post-training quantization (docs/quantization.md eq. 3-5, 14-19):
 from __future__ import annotations
 
 import copy
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -80,7 +81,9 @@ def quantize(model: Any, *, representative_dataset: Any = None, mode: str = "int
     or operator indices kept in float, with QUANTIZE/DEQUANTIZE around them.
     ``default_ranges``: ``(min, max)`` used for every activation without
     statistics ("dummy quantization"); with no dataset at all, for every activation.
-    ``workers``: calibrate in that many spawned processes; the result is the same.
+    ``workers``: ``None``/1 in-process; N local processes; ``"ray"`` (the cluster in
+    ``RAY_ADDRESS`` or a local one) or ``"ray://ADDRESS"`` (:mod:`quantcore.distributed`).
+    The result is byte-identical whatever the number of workers or shards.
     """
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -415,7 +418,12 @@ class _IntegerQuantizer:
             raise CalibrationError("full integer quantization needs a representative_dataset "
                                    "(or default_ranges=(min, max) for dummy quantization)")
         if default_ranges is not None:
-            lo, hi = (float(v) for v in default_ranges)
+            try:
+                lo, hi = (float(v) for v in default_ranges)
+            except (TypeError, ValueError):
+                raise InputError(f"default_ranges must be (min, max), not {default_ranges!r}") from None
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+                raise InputError(f"default_ranges must be finite with min <= max, not ({lo}, {hi})")
             for t, tensor in enumerate(self.sg.tensors):
                 if tensor.type == FLOAT32 and self.m.tensor_data(0, t) is None and t not in ranges:
                     ranges[t] = (lo, hi)
@@ -445,7 +453,12 @@ class _IntegerQuantizer:
 
     def _range(self, t: int) -> tuple[float, float]:
         if t in self.ranges:
-            return self.ranges[t]
+            lo, hi = self.ranges[t]
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise CalibrationError(
+                    f"tensor {t} ({self.sg.tensors[t].name!r}) has the range [{lo}, {hi}]: the float "
+                    "model overflows (or gives NaN) on the representative data")
+            return lo, hi
         data = self.m.tensor_data(0, t)
         if data is not None:
             return float(np.min(data)) if data.size else 0.0, float(np.max(data)) if data.size else 0.0
