@@ -23,11 +23,18 @@ import numpy as np
 
 from quantcore.errors import InputError, ModelFormatError, NumericsPathError
 from quantcore.schema import DEFAULT_MEMORY_BUDGET, read_model
-from quantcore.schema.builder import make_options
+from quantcore.schema import _schema_desc as _desc
+from quantcore.schema.builder import options_table_for
 from quantcore.schema.model import Model, Operator, TensorType, numpy_dtype
 
 from .ops import get_kernel
 from .ops._common import NUMERICS, OpContext, TensorInfo
+
+# Float arithmetic follows C: a result beyond float32 is +-inf (as LiteRT computes it)
+# and tiny ones flush toward 0; neither is an error worth a NumPy warning. (Prepare
+# checks that the multipliers it derives from scales are finite.) NaN-producing
+# operations and integer division by zero still warn.
+_FLOAT_RANGE = {"over": "ignore", "under": "ignore"}
 
 # Operators evaluated once at allocation when all their inputs are constant.
 _FOLDABLE = frozenset({"DEQUANTIZE", "DENSIFY", "QUANTIZE"})
@@ -56,14 +63,16 @@ def _constant(model: Model, s: int, i: int) -> np.ndarray | None:
 
 
 def _options(op: Operator, name: str) -> dict:
-    """The operator's builtin options; when the model omits the options table, the
-    schema's defaults (LiteRT default-initializes the params struct), so kernels can
-    read every field."""
+    """The operator's builtin options. When the model omits the options table, every
+    scalar field is zero / false, as in LiteRT's zero-initialized params struct (not
+    the schema's defaults: an absent AddOptions has pot_scale_int16 false), so kernels
+    can read every field."""
     opts = op.options
-    if not op.builtin_options_type:
-        utype, _ = make_options(name)
-        if utype:
-            opts = {**Operator(builtin_options_type=utype, builtin_options={}).options, **opts}
+    table = options_table_for(name) if not op.builtin_options_type else None
+    if table is not None:
+        zeros = {row[0]: (False if row[3] == "bool" else 0.0 if row[3].startswith("float") else 0)
+                 for row in _desc.TABLES[table] if not row[5] and row[2] in ("scalar", "enum")}
+        opts = {**zeros, **opts}
     return opts
 
 
@@ -182,10 +191,23 @@ class Interpreter:
             self._reset_variables(state)
         state.ops = []
         state.constants = [_constant(self.model, state.index, i) for i in range(len(state.sg.tensors))]
+        produced: set[int] = set()
         for o, op in enumerate(state.sg.operators):
             code = self.model.operator_codes[op.opcode_index]
             kernel = self._kernels[(state.index, o)]
-            prepared = self._prepare_op(state, o)
+            try:
+                prepared = self._prepare_op(state, o)
+            except ModelFormatError:
+                if not produced.intersection(op.inputs):
+                    raise
+                # It reads a tensor an earlier operator computes, with a declared shape
+                # that may not be the computed one (LiteRT's Prepare sees the computed
+                # shapes): prepare it again at invoke, with the actual shapes.
+                state.ops.append(_PreparedOp(o, code.name, kernel, None, list(op.inputs),
+                                             list(op.outputs), in_shapes=None))
+                produced.update(op.outputs)
+                continue
+            produced.update(op.outputs)
             params = prepared.params
             if code.name in _FOLDABLE and op.inputs and all(
                     i >= 0 and state.constants[i] is not None for i in op.inputs):
@@ -213,7 +235,8 @@ class Interpreter:
             outputs=[state.tensor_info(i) for i in op.outputs],
             options=_options(op, code.name), numerics=self.numerics, extra={"interpreter": self})
         kernel = self._kernels[(state.index, o)]
-        params = kernel.prepare(ctx)
+        with np.errstate(**_FLOAT_RANGE):
+            params = kernel.prepare(ctx)
         in_shapes = tuple(None if i < 0 else tuple(state.shapes[i]) for i in op.inputs)
         return _PreparedOp(o, code.name, kernel, params, list(op.inputs), list(op.outputs),
                            in_shapes=in_shapes)
@@ -378,7 +401,8 @@ class Interpreter:
                 # (LiteRT's Prepare resizes every output): prepare again with the
                 # shapes the operator actually gets.
                 p = state.ops[k] = self._prepare_op(state, p.index)
-            results = p.kernel.eval(p.params, *args)
+            with np.errstate(**_FLOAT_RANGE):
+                results = p.kernel.eval(p.params, *args)
             if len(results) != len(p.outputs):
                 raise ModelFormatError(f"{p.name} produced {len(results)} outputs, the model "
                                        f"declares {len(p.outputs)}",
@@ -392,6 +416,9 @@ class Interpreter:
                             f"{p.name} computes {r.dtype} for tensor {t}, the model declares "
                             f"{state.sg.tensors[t].type_name}",
                             f"subgraphs[{state.index}].operators[{p.index}].outputs[{j}]")
+                    if any(d >= 2**31 for d in r.shape):  # empty, yet dims LiteRT cannot hold
+                        raise InputError(f"subgraphs[{state.index}].operators[{p.index}]: {p.name} "
+                                         f"computes shape {list(r.shape)}, beyond int32 dimensions")
                     values[t] = r
                     state.shapes[t] = tuple(r.shape)
 

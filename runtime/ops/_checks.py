@@ -55,6 +55,10 @@ def check_output_size(path: str, op: str, shape: Iterable[int], dtype) -> tuple[
                          f"{MAX_RANK}")
     if any(d < 0 for d in dims):
         raise InputError(f"{path}: {op} output shape {list(dims)} has a negative dimension")
+    if any(d >= 2**31 for d in dims) or math.prod(d for d in dims if d) >= 2**62:
+        # LiteRT's dimensions are int32; NumPy refuses even an empty array whose other
+        # dimensions multiply past its index range.
+        raise InputError(f"{path}: {op} output shape {list(dims)} has dimensions beyond int32")
     nbytes = math.prod(dims) * np.dtype(dtype).itemsize
     if nbytes > MAX_OUTPUT_BYTES:
         raise InputError(f"{path}: {op} output shape {list(dims)} needs {nbytes} bytes, over the "

@@ -14,10 +14,11 @@ magnitude <= 2^24; BLAS may add the products in any order (and use FMA, which ro
 once), but every partial sum is a sum of a subset of the products, bounded by
 ``sum_k |x_k| |w_ck| <= x_max * sum_k |w_ck|``. So for output channel ``c``::
 
-    bound_c = x_max * sum_k |W[c, k]| + |bias_c| <= 2^24   =>   float32 GEMM is exact
+    bound_c = x_max * sum_k |W[c, k]| + |const_c| <= 2^24   =>   float32 GEMM is exact
 
-(``bias_c`` enters the GEMM as an extra column of ones in the patches, so it counts
-too). ``x_max`` is 128 for int8 inputs and 255 for uint8. When the bound fails, K is
+(``const_c``, the bias with the input offset folded in (below), enters the GEMM as a
+row of the weights times a column of ones in the patches, so it counts too). ``x_max``
+is 128 for int8 inputs and 255 for uint8 (uint8 weights are centred first). When the bound fails, K is
 split into chunks that each satisfy it; the chunks' float32 results are exact and
 their sum is formed in float64 (exact below 2^53). With too many chunks a single
 float64 GEMM is used (exact while the bound is below 2^53).
@@ -26,8 +27,7 @@ The input zero point is folded out of the GEMM: the reference kernels skip taps
 outside the image, i.e. add ``(x - zp) * w`` over in-image taps only; padding the
 raw input with ``zp`` makes out-of-image taps contribute ``zp * w``, and
 ``sum_k (x_k - zp) w_k = sum_k x_k w_k - zp * sum_k w_k`` over all taps. So the GEMM
-runs on raw (zp-padded) inputs and ``bias_c - zp * sum_k W[c, k]`` is the constant
-column.
+runs on raw (zp-padded) inputs and ``const_c = bias_c - zp * sum_k W[c, k]``.
 
 Requantization (gemmlowp MBQM, eq. 9) in float64
 -------------------------------------------------
@@ -38,8 +38,10 @@ For ``shift = -e <= 0`` (left shift 0) and ``M > 0`` the double-rounding
     RDBPOT(q, e)  = floor((q + 2^(e-1) - [q < 0]) / 2^e)  (e >= 1; ties away from zero)
     combined      = floor((a M + 2^30 + 2^(S-1) - [a M + 2^30 < 0] 2^31) / 2^S)
 
-``y = a * (M / 2^S) + (2^30 + 2^(S-1)) / 2^S + zp + 128`` is computed in float64;
-it is exact (so ``floor`` is) when ``|a M| + 2^(S-1) + 2^(S+9) < 2^53``. The sign
+``y = a * (M / 2^S) + (2^30 + 2^(S-1)) / 2^S + zp + 128`` is computed in float64
+(``+ 0`` instead of ``+ 128`` for uint8 outputs; for ``e = 0`` the ``2^(S-1)`` and sign
+terms vanish);
+it is exact (so ``floor`` is) when ``|a M| + 2^30 + (|zp| + 130) 2^S < 2^53``. The sign
 term subtracts ``2^-e`` where ``y < zp + 128.5``. Since ``M / 2^S < 1`` the output
 steps by at most one per unit of ``a``, so there is an ``a`` range ``[A_lo, A_hi]``
 (found exactly in prepare, per channel) whose outputs are exactly

@@ -144,6 +144,9 @@ def asymmetric_quantize_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarr
             nudged = -128
         elif zp >= 127.0:
             nudged = 127
+        elif zp != zp:
+            # NaN (an infinite input): static_cast<int8_t> of x86's INT32_MIN is 0.
+            nudged = 0
         else:
             nudged = int(round_half_away(np.float64(zp)))
         sf[b] = _F32(scale)

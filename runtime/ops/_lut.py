@@ -126,9 +126,9 @@ def lut_populate_int8(input_scale: float, input_zero_point: int, output_scale: f
     (int64 array; index with ``x - qmin``). ``transform`` maps a float32 array to a
     float32 array (the C++ lambda)."""
     codes = np.arange(qmin, qmax + 1, dtype=np.int64)
-    inverse_scale = _F32(1) / _F32(output_scale)
-    dequantized = _F32(input_scale) * (codes - int(input_zero_point)).astype(_F32)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # extreme scales give inf / NaN, saturated below as in C
+        inverse_scale = _F32(1) / _F32(output_scale)
+        dequantized = _F32(input_scale) * (codes - int(input_zero_point)).astype(_F32)
         transformed = np.asarray(transform(dequantized.astype(_F32)), _F32)
         rescaled = round_half_away((transformed * inverse_scale).astype(_F32))
         shifted = (rescaled + _F32(output_zero_point)).astype(_F32)
@@ -164,13 +164,14 @@ def lut_populate_int16(input_scale: float, input_zero_point: int, output_scale: 
     ft = np.dtype(float_type).type
     input_scale = ft(input_scale)
     output_scale = ft(output_scale)
-    input_min = ft(input_scale * ft(-32768 - int(input_zero_point)))
-    input_max = ft(input_scale * ft(32767 - int(input_zero_point)))
-    output_min = ft(output_scale * ft(-32768 - int(output_zero_point)))
-    output_max = ft(output_scale * ft(32767 - int(output_zero_point)))
-    step = ft((input_max - input_min) / ft(512))
-    half_step = ft(step / ft(2))
-    output_scaling_inv = ft(ft(65536) / ft(output_max - output_min))
+    with np.errstate(all="ignore"):  # extreme scales give inf / NaN, as in C
+        input_min = ft(input_scale * ft(-32768 - int(input_zero_point)))
+        input_max = ft(input_scale * ft(32767 - int(input_zero_point)))
+        output_min = ft(output_scale * ft(-32768 - int(output_zero_point)))
+        output_max = ft(output_scale * ft(32767 - int(output_zero_point)))
+        step = ft((input_max - input_min) / ft(512))
+        half_step = ft(step / ft(2))
+        output_scaling_inv = ft(ft(65536) / ft(output_max - output_min))
     i = np.arange(512).astype(ft)
     with np.errstate(all="ignore"):
         x_i = (input_min + (i * step).astype(ft)).astype(ft)

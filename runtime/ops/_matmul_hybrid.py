@@ -72,9 +72,10 @@ def sequential_dot_f32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     shape = np.broadcast_shapes(at.shape[1:], bt.shape[1:])
     total = np.zeros(shape, F32)
     prod = np.empty(shape, F32)
-    for k in range(at.shape[0]):
-        np.multiply(at[k], bt[k], out=prod)
-        np.add(total, prod, out=total)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN sums, as in C
+        for k in range(at.shape[0]):
+            np.multiply(at[k], bt[k], out=prod)
+            np.add(total, prod, out=total)
     return total
 
 

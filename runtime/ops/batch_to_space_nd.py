@@ -8,7 +8,8 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._common import INT8, INT16, UINT8, OpContext
+from ._checks import int_param
+from ._common import INT8, INT16, INT32, UINT8, OpContext
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 
@@ -24,6 +25,13 @@ def prepare(ctx: OpContext) -> BatchToSpaceParams:
     out = ctx.output(0)
     ctx.check(len(x.shape) in (3, 4), f"input must be 3-D or 4-D, is {list(x.shape)}", ".inputs[0]")
     ctx.check(out.type == x.type, "output type differs from input type")
+    block = int_param(ctx, 1, "block_shape", (INT32,))  # read as int32 (batch_to_space_nd.cc)
+    crops = int_param(ctx, 2, "crops", (INT32,))
+    nsp = len(x.shape) - 2
+    ctx.check(list(block.shape) == [nsp], f"block_shape must have shape [{nsp}], has "
+              f"{list(block.shape)}", ".inputs[1]")
+    ctx.check(list(crops.shape) == [nsp, 2], f"crops must have shape [{nsp}, 2], has "
+              f"{list(crops.shape)}", ".inputs[2]")
     if x.type in (INT8, UINT8, INT16) and x.quantized and out.quantized:
         ctx.check(x.s == out.s and x.zp == out.zp, "input and output must share scale and zero point")
     return BatchToSpaceParams(ctx.path)

@@ -7,6 +7,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
+from ._checks import check_output_size, int_param
 from ._common import OpContext
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
@@ -19,6 +20,7 @@ class BroadcastToParams:
 
 def prepare(ctx: OpContext) -> BroadcastToParams:
     ctx.check_io_count(2, 1)
+    int_param(ctx, 1, "shape")  # broadcast_to.cc: int32 or int64
     ctx.check(len(ctx.input(0).shape) <= 8, "BROADCAST_TO supports up to 8 dimensions")
     return BroadcastToParams(ctx.path)
 
@@ -27,6 +29,7 @@ def eval(p: BroadcastToParams, x: np.ndarray, shape: np.ndarray) -> list[np.ndar
     target = [int(d) for d in np.asarray(shape).reshape(-1)]
     if len(target) < x.ndim or len(target) > 8:
         raise InputError(f"{p.path}: cannot broadcast {list(x.shape)} to {target}")
+    check_output_size(p.path, "BROADCAST_TO", [max(d, 0) for d in target], x.dtype)
     try:
         return [np.array(np.broadcast_to(x, target))]
     except ValueError:

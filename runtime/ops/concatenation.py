@@ -14,6 +14,7 @@ import numpy as np
 
 from quantcore.fixedpoint import round_half_away
 
+from ._checks import finite
 from ._common import BOOL, FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
@@ -34,6 +35,9 @@ def prepare(ctx: OpContext) -> ConcatenationParams:
     if axis < 0:
         axis += rank
     ctx.check(0 <= axis < max(rank, 1), f"axis {ctx.options.get('axis')} out of range for rank {rank}")
+    if rank == 0:  # concatenation.cc: scalars only when every input is a constant
+        ctx.check(all(t is not None and t.is_constant for t in ctx.inputs),
+                  "scalar inputs can only be concatenated when they are all constants")
     ctx.check(ctx.options.get("fused_activation_function", 0) == 0,
               "fused activations are not supported by CONCATENATION")
     ctx.check_type(t0, (FLOAT32, INT8, UINT8, INT16, INT32, INT64, BOOL), "input")
@@ -51,11 +55,14 @@ def prepare(ctx: OpContext) -> ConcatenationParams:
         ctx.require_quantized(out)
         for i, t in enumerate(ctx.inputs):
             ctx.require_quantized(t)
+            if t0.type == INT16:
+                # concatenation.cc checks only the zero points of int16 (it copies the
+                # codes, whatever the scales)
+                ctx.check(t.zp == 0 and out.zp == 0, "int16 inputs and output need zero point 0")
+                continue
             ctx.check(t.s == out.s and t.zp == out.zp,
                       f"input {i} scale/zero point ({t.s}, {t.zp}) differ from the output's "
                       f"({out.s}, {out.zp}); {t.type_name} CONCATENATION requires them equal")
-            if t0.type == INT16:
-                ctx.check(t.zp == 0, "int16 inputs need zero point 0")
     elif t0.type == UINT8:
         ctx.require_quantized(out)
         items = []
@@ -64,14 +71,20 @@ def prepare(ctx: OpContext) -> ConcatenationParams:
             if t.s == out.s and t.zp == out.zp:
                 items.append(None)
             else:
-                ratio = np.float32(np.float32(t.scale[0]) * (np.float32(1.0) / np.float32(out.scale[0])))
-                bias = np.float32(np.float32(-t.zp) * ratio)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    ratio = np.float32(np.float32(t.scale[0]) * (np.float32(1.0) / np.float32(out.scale[0])))
+                    bias = np.float32(np.float32(-t.zp) * ratio)
+                # LiteRT rounds x * ratio + bias into an int32: undefined once not finite.
+                finite(ctx, ratio, f"input {t.index} scale / output scale")
+                finite(ctx, bias, f"input {t.index} zero point x scale ratio")
                 items.append((ratio, bias, out.zp))
         rescale = tuple(items) if any(it is not None for it in items) else None
     return ConcatenationParams(axis, rescale)
 
 
 def eval(p: ConcatenationParams, *xs: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    if xs[0].ndim == 0:  # constant scalars: their bytes one after the other, shape [n]
+        return [np.stack(xs)]
     if p.rescale is None:
         return [np.concatenate(xs, axis=p.axis)]
     parts = []

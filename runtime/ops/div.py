@@ -180,6 +180,9 @@ def eval(p: DivParams, x1: np.ndarray, x2: np.ndarray) -> list[np.ndarray]:  # n
                          "(division by zero; LiteRT fails at Eval)")
     if p.kind == "int32":
         a, b = np.broadcast_arrays(x1.astype(np.int64), x2.astype(np.int64))
+        if np.any(b == 0):   # reachable when input 2 has a nonzero zero point
+            raise InputError(f"{p.path}: DIV: input 2 has an element equal to 0 (LiteRT checks "
+                             "against the zero point, then its integer division traps)")
         if np.any((a == INT32_MIN) & (b == -1)):
             raise InputError(f"{p.path}: DIV: INT32_MIN / -1 overflows int32 (a hardware trap "
                              "in LiteRT)")

@@ -8,6 +8,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
+from ._checks import check_output_size, int_param
 from ._common import OpContext
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
@@ -20,6 +21,7 @@ class FillParams:
 
 def prepare(ctx: OpContext) -> FillParams:
     ctx.check_io_count(2, 1)
+    int_param(ctx, 0, "dims")  # fill.cc: int32 or int64
     v = ctx.input(1)
     out = ctx.output(0)
     ctx.check(v.num_elements == 1, "value must be a scalar", ".inputs[1]")
@@ -33,4 +35,5 @@ def eval(p: FillParams, dims: np.ndarray, value: np.ndarray) -> list[np.ndarray]
     shape = [int(d) for d in np.asarray(dims).reshape(-1)]
     if any(d < 0 for d in shape):
         raise InputError(f"{p.path}: FILL dims {shape} must be non-negative")
+    check_output_size(p.path, "FILL", shape, value.dtype)
     return [np.full(shape, np.asarray(value).reshape(-1)[0], dtype=value.dtype)]

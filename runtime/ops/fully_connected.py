@@ -215,7 +215,7 @@ def _prepare(ctx: OpContext) -> FullyConnectedParams:
         lo, hi = ctx.float_activation_range(act)
         return FullyConnectedParams(
             kind="float", filter=None if w.data is None else w.data.astype(F32),
-            bias=None if b is None or b.data is None else b.data.astype(F32),
+            bias=None if b is None or b.data is None else b.data.astype(F32).reshape(-1),
             output_activation_min=lo, output_activation_max=hi, **common)
 
     # ---------------- hybrid ----------------
@@ -244,7 +244,7 @@ def _prepare(ctx: OpContext) -> FullyConnectedParams:
         wq = None if w.data is None else w.data.view(np.int8) if w.type == UINT8 else w.data
         return FullyConnectedParams(
             kind="hybrid", filter=None if wq is None else wq.astype(np.float64),
-            bias=None if b is None or b.data is None else b.data.astype(F32),
+            bias=None if b is None or b.data is None else b.data.astype(F32).reshape(-1),
             activation=act, asymmetric_quantize_inputs=asym, filter_scale=float(F32(w.scale[0])),
             per_channel_scale=per_channel,
             row_sums=None if wq is None else sse_reduction_sum_int8(wq), **common)
@@ -276,7 +276,7 @@ def _prepare(ctx: OpContext) -> FullyConnectedParams:
         return None if w.data is None else w.data.astype(np.float64) + shift
 
     def prepared_bias() -> np.ndarray | None:
-        return None if b is None or b.data is None else b.data.astype(np.int64)
+        return None if b is None or b.data is None else b.data.astype(np.int64).reshape(-1)
 
     if weights_format == _SHUFFLED:
         return _prepare_shuffled(ctx, x, w, b, out, qcommon)
@@ -435,7 +435,7 @@ def _prepare_shuffled(ctx: OpContext, x: TensorInfo, w: TensorInfo, b: TensorInf
     filt = None if w.data is None else _unshuffle(w.data, n, k)
     qcommon = dict(qcommon, input_offset=-128, weights_offset=-128, output_offset=0)
     return FullyConnectedParams(kind="shuffled", filter=filt,
-                                bias=None if b.data is None else b.data.astype(np.int64),
+                                bias=None if b.data is None else b.data.astype(np.int64).reshape(-1),
                                 output_multiplier=np.array([m], np.int64),
                                 output_shift=np.array([s], np.int64), out_dtype=np.int16,
                                 **qcommon)
@@ -516,29 +516,31 @@ def eval(p: FullyConnectedParams, x: np.ndarray, w: np.ndarray, b: np.ndarray | 
         wf = p.filter if p.filter is not None else w.astype(F32)
         acc = sequential_dot_f32(x2[:, None, :], wf[None, :, :])
         if p.has_bias:
-            acc = (acc + (p.bias if p.bias is not None else b.astype(F32))).astype(F32)
+            acc = (acc + (p.bias if p.bias is not None else b.reshape(-1).astype(F32))).astype(F32)
         return [clamp_float(acc, p.output_activation_min, p.output_activation_max).reshape(shape)]
 
     if p.kind == "hybrid":
         wq = p.filter if p.filter is not None else (w.view(np.int8) if w.dtype == np.uint8 else w)
-        bias = p.bias if p.bias is not None else (None if b is None else b.astype(F32))
+        bias = p.bias if p.bias is not None else (None if b is None else b.reshape(-1).astype(F32))
         return [_eval_hybrid(p, x2.astype(F32), np.asarray(wq, np.float64), bias, x).reshape(shape)]
 
     if p.kind == "shuffled":
         wf = p.filter if p.filter is not None else _unshuffle(w, p.num_units, k)
         xc = x2.astype(np.float64) - 128.0
-        acc = wrap_int32(exact_int_matmul(xc, wf.T) + (p.bias if p.bias is not None else b.astype(np.int64)))
+        acc = wrap_int32(exact_int_matmul(xc, wf.T) + (p.bias if p.bias is not None else b.reshape(-1).astype(np.int64)))
         scaled = multiply_by_quantized_multiplier(acc, p.output_multiplier[0], p.output_shift[0])
         out = np.clip(scaled, p.output_activation_min, p.output_activation_max).astype(np.int16)
         return [out.reshape(shape), _shuffle_input(x2)]
 
     if p.fast is not None and _gemm.ENABLED:
+        if p.requant is None and p.fast.double:   # reference int8/uint8 output stage
+            return [p.fast.requantize(x2).reshape(shape)]
         acc = p.fast(x2)   # exact float32 GEMM, input offset and bias folded in
     else:
         wf = p.filter if p.filter is not None else w.astype(np.float64) + p.weights_offset
         acc = exact_int_matmul(x2.astype(np.float64) + p.input_offset, wf.T)
         if p.has_bias:
-            acc = acc + (p.bias if p.bias is not None else b.astype(np.int64))
+            acc = acc + (p.bias if p.bias is not None else b.reshape(-1).astype(np.int64))
     if not p.int64_acc:
         acc = wrap_int32(acc)
     if p.requant is not None:   # optimized / xnnpack (runtime/ops/_paths.py)

@@ -11,7 +11,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._common import OpContext
+from ._common import INT16, INT32, INT64, OpContext
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 
@@ -27,6 +27,7 @@ def prepare(ctx: OpContext) -> GatherParams:
     ctx.check_io_count(2, 1)
     x = ctx.input(0)
     idx = ctx.input(1)
+    ctx.check_type(idx, (INT16, INT32, INT64), "indices")  # gather.cc: int16, int32, int64
     rank = len(x.shape)
     axis = int(ctx.options.get("axis", 0))
     if axis < 0:

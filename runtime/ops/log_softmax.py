@@ -117,9 +117,10 @@ def _prepare_reference(ctx: OpContext) -> LogSoftmaxParams:
 
 def _log_softmax_float(x: np.ndarray) -> np.ndarray:
     xf = np.asarray(x, np.float32)
-    centred = (xf - np.max(xf, axis=-1, keepdims=True)).astype(np.float32)
-    total = np.add.accumulate(approx_f32("expf", centred), axis=-1, dtype=np.float32)[..., -1:]
-    return (centred - approx_f32("logf", total)).astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf/NaN inputs: NaN, as in C
+        centred = (xf - np.max(xf, axis=-1, keepdims=True)).astype(np.float32)
+        total = np.add.accumulate(approx_f32("expf", centred), axis=-1, dtype=np.float32)[..., -1:]
+        return (centred - approx_f32("logf", total)).astype(np.float32)
 
 
 def eval(p: LogSoftmaxParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001

@@ -10,6 +10,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
+from ._checks import int_param
 from ._common import OpContext
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
@@ -23,6 +24,10 @@ class MirrorPadParams:
 
 def prepare(ctx: OpContext) -> MirrorPadParams:
     ctx.check_io_count(2, 1)
+    pads = int_param(ctx, 1, "paddings")  # mirror_pad.cc: int32 or int64
+    rank = len(ctx.input(0).shape)
+    ctx.check(list(pads.shape) == [rank, 2], f"paddings must have shape [{rank}, 2], has "
+              f"{list(pads.shape)}", ".inputs[1]")
     ctx.check(ctx.output(0).type == ctx.input(0).type, "output type differs from input type")
     mode = int(ctx.options.get("mode", 0))
     ctx.check(mode in (0, 1), f"unknown mirror pad mode {mode}")

@@ -13,6 +13,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
+from ._checks import check_output_size, int_param
 from ._common import FLOAT32, INT8, INT16, UINT8, OpContext
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
@@ -29,7 +30,7 @@ def prepare(ctx: OpContext) -> PadParams:
     ctx.check_io_count((2, 3) if ctx.op_name == "PADV2" else 2, 1)
     x = ctx.input(0)
     out = ctx.output(0)
-    paddings = ctx.input(1)
+    paddings = int_param(ctx, 1, "paddings")  # pad.cc: int32 or int64
     ctx.check(out.type == x.type, f"output type {out.type_name} differs from input {x.type_name}")
     ctx.check(len(x.shape) <= 5, f"PAD supports up to 5 dimensions, input has {len(x.shape)}")
     ctx.check(len(paddings.shape) == 2 and paddings.shape[1] == 2 and paddings.shape[0] == len(x.shape),
@@ -49,6 +50,7 @@ def prepare(ctx: OpContext) -> PadParams:
     elif x.type == FLOAT32 or not out.quantized:
         pad_value = np.zeros((), x.dtype)[()]
     else:
+        ctx.require_quantized(out)  # pad.cc: the zero point must fit the output type
         pad_value = out.zp
     return PadParams(ctx.path, pad_value, len(x.shape))
 
@@ -57,5 +59,6 @@ def eval(p: PadParams, x: np.ndarray, paddings: np.ndarray, cv: np.ndarray | Non
     pads = np.asarray(paddings, np.int64).reshape(p.rank, 2)
     if np.any(pads < 0):
         raise InputError(f"{p.path}: negative paddings {pads.tolist()} are not supported")
+    check_output_size(p.path, "PAD", [d + a + b for d, (a, b) in zip(x.shape, pads.tolist())], x.dtype)
     value = p.pad_value if p.pad_value is not None else np.asarray(cv).reshape(-1)[0]
     return [np.pad(x, [tuple(r) for r in pads.tolist()], mode="constant", constant_values=value)]

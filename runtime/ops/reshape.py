@@ -14,7 +14,8 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._common import OpContext
+from ._checks import check_output_size, int_param
+from ._common import INT32, OpContext
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 
@@ -30,8 +31,12 @@ class ReshapeParams:
 def prepare(ctx: OpContext) -> ReshapeParams:
     if ctx.op_name == "RESHAPE":
         ctx.check_io_count((1, 2), 1)
+        ctx.input(0)
         new_shape = None
-        if len(ctx.inputs) == 1 or ctx.inputs[1] is None:
+        shape_t = ctx.inputs[1] if len(ctx.inputs) == 2 else None
+        if shape_t is None or shape_t.type != INT32 or len(shape_t.shape) != 1:
+            # reshape.cc ShapeIsVector: a shape tensor that is not an int32 vector is
+            # ignored in favour of the new_shape option.
             ns = ctx.options.get("new_shape")
             new_shape = tuple(int(d) for d in ns) if ns is not None else tuple(ctx.output(0).shape)
         return ReshapeParams("RESHAPE", ctx.path, new_shape, ())
@@ -44,6 +49,8 @@ def prepare(ctx: OpContext) -> ReshapeParams:
         ctx.check(rank <= 8, "SQUEEZE supports up to 8 dimensions")
         return ReshapeParams("SQUEEZE", ctx.path, None, dims)
     ctx.check_io_count(2, 1)
+    ctx.input(0)
+    int_param(ctx, 1, "axis")
     return ReshapeParams("EXPAND_DIMS", ctx.path, None, ())
 
 
@@ -62,7 +69,7 @@ def _resolve(shape: list[int], size: int, path: str) -> tuple[int, ...]:
         shape[unknown[0]] = size // known
     elif known != size:
         raise InputError(f"{path}: cannot reshape {size} elements to {shape}")
-    return tuple(shape)
+    return check_output_size(path, "RESHAPE", shape, np.uint8)
 
 
 def eval(p: ReshapeParams, x: np.ndarray, arg: np.ndarray | None = None) -> list[np.ndarray]:  # noqa: A001

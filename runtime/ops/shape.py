@@ -17,6 +17,7 @@ class ShapeParams:
 
 def prepare(ctx: OpContext) -> ShapeParams:
     ctx.check_io_count(1, 1)
+    ctx.input(0)
     out = ctx.output(0)
     ctx.check_type(out, (INT32, INT64), "output")
     return ShapeParams(np.int32 if out.type == INT32 else np.int64)

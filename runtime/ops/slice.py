@@ -11,7 +11,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._common import OpContext, copy_array as _copy
+from ._common import INT32, INT64, OpContext, copy_array as _copy
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 
@@ -27,6 +27,7 @@ def prepare(ctx: OpContext) -> SliceParams:
     ctx.check(len(x.shape) <= 5, "SLICE supports up to 5 dimensions")
     for i in (1, 2):
         t = ctx.input(i)
+        ctx.check_type(t, (INT32, INT64), ("begin", "size")[i - 1])  # slice.cc: int32 or int64
         ctx.check(len(t.shape) == 1 and t.shape[0] == len(x.shape),
                   f"input {i} must have {len(x.shape)} elements", f".inputs[{i}]")
     ctx.check(ctx.output(0).type == x.type, "output type differs from input type")

@@ -33,8 +33,13 @@ def prepare(ctx: OpContext) -> SpaceToBatchParams:
     out = ctx.output(0)
     ctx.check(len(x.shape) in (3, 4), f"input must be 3-D or 4-D, is {list(x.shape)}", ".inputs[0]")
     ctx.check(out.type == x.type, "output type differs from input type")
-    int_param(ctx, 1, "block_shape", (INT32,))  # read as int32 (space_to_batch_nd.cc)
-    int_param(ctx, 2, "paddings", (INT32,))
+    block = int_param(ctx, 1, "block_shape", (INT32,))  # read as int32 (space_to_batch_nd.cc)
+    pads = int_param(ctx, 2, "paddings", (INT32,))
+    nsp = len(x.shape) - 2
+    ctx.check(list(block.shape) == [nsp], f"block_shape must have shape [{nsp}], has "
+              f"{list(block.shape)}", ".inputs[1]")
+    ctx.check(list(pads.shape) == [nsp, 2], f"paddings must have shape [{nsp}, 2], has "
+              f"{list(pads.shape)}", ".inputs[2]")
     pad = 0
     if x.type in (INT8, UINT8, INT16) and x.quantized and out.quantized:
         ctx.check(x.s == out.s and x.zp == out.zp, "input and output must share scale and zero point")

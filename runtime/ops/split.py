@@ -9,6 +9,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
+from ._checks import int_param, require_inputs
 from ._common import OpContext, copy_array as _copy
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
@@ -25,6 +26,12 @@ def prepare(ctx: OpContext) -> SplitParams:
     n = int(ctx.options.get("num_splits", 0))
     ctx.check(n > 0 and n == len(ctx.outputs), f"num_splits {n} differs from {len(ctx.outputs)} outputs")
     ctx.check(len(ctx.inputs) == (2 if ctx.op_name == "SPLIT" else 3), "wrong number of inputs")
+    require_inputs(ctx)
+    if ctx.op_name == "SPLIT":
+        int_param(ctx, 0, "axis")
+    else:
+        int_param(ctx, 1, "size_splits")  # split_v.cc: int32 or int64
+        int_param(ctx, 2, "axis")
     return SplitParams(ctx.path, ctx.op_name, n)
 
 

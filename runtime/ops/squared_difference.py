@@ -65,12 +65,13 @@ def prepare(ctx: OpContext) -> SquaredDifferenceParams:
     for x in (a, b, out):
         ctx.require_quantized(x)
     left_shift = 7
-    twice_max = float(np.float32(2) * max(np.float32(a.s), np.float32(b.s)))
-    ctx.check(np.isfinite(twice_max), "input scales overflow float32 when doubled")
-    m1, e1 = quantize_multiplier(a.s / twice_max)
-    m2, e2 = quantize_multiplier(b.s / twice_max)
-    real_output = (twice_max * twice_max) / float(np.float32(np.float32(1 << (2 * left_shift)) *
-                                                             np.float32(out.s)))
+    with np.errstate(over="ignore"):  # checked below
+        twice_max = float(np.float32(2) * max(np.float32(a.s), np.float32(b.s)))
+        ctx.check(np.isfinite(twice_max), "input scales overflow float32 when doubled")
+        m1, e1 = quantize_multiplier(a.s / twice_max)
+        m2, e2 = quantize_multiplier(b.s / twice_max)
+        real_output = (twice_max * twice_max) / float(np.float32(np.float32(1 << (2 * left_shift)) *
+                                                                 np.float32(out.s)))
     ctx.check(0.0 < real_output < 1.0,
               f"output multiplier (2*max(input scales))^2/(2^14*output scale) = {real_output:.9g} is "
               "not in (0, 1): the output scale is too small (LiteRT aborts in "

@@ -19,7 +19,8 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._common import OpContext, copy_array as _copy
+from ._checks import int_param
+from ._common import INT32, OpContext, copy_array as _copy
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 
@@ -40,7 +41,7 @@ def prepare(ctx: OpContext) -> StridedSliceParams:
     x = ctx.input(0)
     ctx.check(len(x.shape) <= 5, f"STRIDED_SLICE supports up to 5 dimensions, input has {len(x.shape)}")
     for i in (1, 2, 3):
-        t = ctx.input(i)
+        t = int_param(ctx, i, ("begin", "end", "strides")[i - 1], (INT32,))  # strided_slice.cc: int32
         ctx.check(len(t.shape) == 1, f"input {i} must be 1-D", f".inputs[{i}]")
         ctx.check(t.shape[0] == ctx.input(1).shape[0], "begin, end and strides differ in length")
     if ctx.input(3).data is not None:
@@ -87,6 +88,12 @@ def eval(p: StridedSliceParams, x, begin, end, strides) -> list[np.ndarray]:  # 
         i += 1
     shape, starts, stops, steps, shrink = [], [], [], [], []
     added_ellipsis = added_axes = 0
+    if len(eff_new) != num_add:
+        # new_axis_mask bits past the index vectors: LiteRT's effective shape then no
+        # longer covers the input, and it slices elements it did not mean to (or reads
+        # past the input's dimensions).
+        raise InputError(f"{p.path}: new_axis_mask {p.new_axis_mask:#x} / ellipsis_mask "
+                         f"{p.ellipsis_mask:#x} do not fit {count} indices on a rank-{rank} input")
     for i in range(dims):
         if i in eff_ellipsis:
             added_ellipsis = max(0, i - ellipsis_start)

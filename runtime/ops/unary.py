@@ -136,8 +136,9 @@ def prepare(ctx: OpContext) -> UnaryParams:
                 return np.where(v <= 0, cap, r).astype(f32)
             return UnaryParams(kind="lut16", lut=lut_populate_int16(x.s, x.zp, out.s, out.zp, rsqrt),
                                **q)
-        real = 1.0 / float(f32(libm_f32("sqrtf", np.array([x.s], f32))[0] * f32(out.s)))
-        m, s = quantize_multiplier(real)
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            real = np.float64(1.0) / np.float64(f32(libm_f32("sqrtf", np.array([x.s], f32))[0] * f32(out.s)))
+        m, s = quantize_multiplier(finite(ctx, real, "1 / (sqrt(input scale) * output scale)"))
         return UnaryParams(kind="rsqrt8", lut=_rsqrt_int8_table(x.zp, m, s, out.zp),
                            multiplier=m, shift=s, **q)
     # ABS, quantized int8/int16
