@@ -32,9 +32,11 @@ from .ops._common import NUMERICS, OpContext, TensorInfo
 
 # Float arithmetic follows C: a result beyond float32 is +-inf (as LiteRT computes it)
 # and tiny ones flush toward 0; neither is an error worth a NumPy warning. (Prepare
-# checks that the multipliers it derives from scales are finite.) NaN-producing
+# checks that the multipliers it derives from scales are finite: its float
+# arithmetic on extreme scales may give inf or NaN silently.) In eval, NaN-producing
 # operations and integer division by zero still warn.
 _FLOAT_RANGE = {"over": "ignore", "under": "ignore"}
+_PREPARE_FLOAT = {"all": "ignore"}
 
 # Operators evaluated once at allocation when all their inputs are constant.
 _FOLDABLE = frozenset({"DEQUANTIZE", "DENSIFY", "QUANTIZE"})
@@ -235,7 +237,7 @@ class Interpreter:
             outputs=[state.tensor_info(i) for i in op.outputs],
             options=_options(op, code.name), numerics=self.numerics, extra={"interpreter": self})
         kernel = self._kernels[(state.index, o)]
-        with np.errstate(**_FLOAT_RANGE):
+        with np.errstate(**_PREPARE_FLOAT):
             params = kernel.prepare(ctx)
         in_shapes = tuple(None if i < 0 else tuple(state.shapes[i]) for i in op.inputs)
         return _PreparedOp(o, code.name, kernel, params, list(op.inputs), list(op.outputs),

@@ -235,6 +235,14 @@ def resize_nearest_huge_size() -> Case:
 
 
 @case
+def resize_nearest_empty_batch_huge_size() -> Case:
+    data = _sized("RESIZE_NEAREST_NEIGHBOR", (0, 2, 2, 1), np.array([2, 2**31 - 1], np.int32), [0, 2, 2, 1])
+    return data, [np.zeros((0, 2, 2, 1), np.float32)], expect(
+        "InputError", "over the limit", "RESIZE_NEAREST_NEIGHBOR of an empty batch to width 2^31-1: "
+        "the empty output passed the size check, the 8 GiB index vector did not (MemoryError)")
+
+
+@case
 def pad_huge_paddings() -> Case:
     data = _sized("PAD", (2, 3), np.array([[0, 2**62], [0, 0]], np.int64), [2, 3])
     return data, [np.ones((2, 3), np.float32)], expect(
@@ -573,7 +581,7 @@ def batch_to_space_dimension_beyond_int32() -> Case:
     b.add_operator("BATCH_TO_SPACE_ND", [x, block, crops], [y])
     b.mark_outputs(y)
     return b.to_bytes(), [np.zeros((0, 3, 1, 1), np.float32)], expect(
-        "InputError", "beyond int32 dimensions", "BATCH_TO_SPACE_ND of an empty batch with block "
+        "InputError", "beyond int32", "BATCH_TO_SPACE_ND of an empty batch with block "
         "2^31-1: an empty output of shape [0, 6442450941, 1, 1]; OverflowError in get_output_details")
 
 
@@ -632,6 +640,20 @@ def fully_connected_bias_of_rank_two() -> Case:
     return b.to_bytes(), [np.ones((2, 3), np.float32)], expect(
         None, "", "FULLY_CONNECTED with a bias of shape [4, 1]: ValueError broadcasting it against "
         "[2, 4]; LiteRT reads the bias as 4 values", np.tile(np.arange(3, 7, dtype=np.float32), (2, 1)))
+
+
+@case
+def conv_int8_scalar_bias() -> Case:
+    b = ModelBuilder("quantcore runtime regression")
+    x = b.add_input("x", [1, 2, 2, 1], np.int8, scale=0.1, zero_point=0)
+    w = b.add_constant("w", np.ones((1, 1, 1, 1), np.int8), scale=0.1, zero_point=0)
+    bias = b.add_constant("bias", np.array(5, np.int32), scale=0.01, zero_point=0)   # shape []
+    y = b.add_tensor("y", [1, 2, 2, 1], np.int8, scale=0.1, zero_point=0)
+    b.add_operator("CONV_2D", [x, w, bias], [y], padding="VALID", stride_w=1, stride_h=1)
+    b.mark_outputs(y)
+    return b.to_bytes(), [np.arange(4, dtype=np.int8).reshape(1, 2, 2, 1)], expect(
+        None, "", "int8 CONV_2D with one output channel and a bias of shape [] (1 element): "
+        "IndexError slicing the 0-d bias in the fast path (LiteRT: all 1)", np.ones((1, 2, 2, 1), np.int8))
 
 
 @case

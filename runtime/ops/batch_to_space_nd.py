@@ -8,7 +8,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._checks import int_param
+from ._checks import check_output_size, int_param
 from ._common import INT8, INT16, INT32, UINT8, OpContext
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
@@ -47,6 +47,9 @@ def eval(p: BatchToSpaceParams, x: np.ndarray, block: np.ndarray, crops: np.ndar
         raise InputError(f"{p.path}: invalid block shape {block} or crops {crops.tolist()} for {list(x.shape)}")
     n = x.shape[0] // prod
     sp = x.shape[1:-1]
+    check_output_size(p.path, "BATCH_TO_SPACE_ND", [n] + [s * b for s, b in zip(sp, block)] + [x.shape[-1]],
+                      x.dtype)
+    check_output_size(p.path, "BATCH_TO_SPACE_ND", block + [n] + list(sp) + [x.shape[-1]], x.dtype)
     y = x.reshape(block + [n] + list(sp) + [x.shape[-1]])
     # b0, b1, n, s0, s1, c -> n, s0, b0, s1, b1, c
     order = [nsp]

@@ -128,7 +128,7 @@ def _prepare(ctx: OpContext) -> ConvParams:
             raise ctx.unsupported(f"hybrid CONV_2D (float input, {w.type_name} filter)")
         ctx.check(b.type == FLOAT32, "bias must be float32", ".inputs[2]")
         lo, hi = ctx.float_activation_range()
-        return ConvParams(kind="float", filter=w.data.astype(np.float32), bias=b.data.astype(np.float32),
+        return ConvParams(kind="float", filter=w.data.astype(np.float32), bias=b.data.astype(np.float32).reshape(-1),
                           output_activation_min=lo, output_activation_max=hi, **common)
 
     ctx.check_type(x, (INT8, UINT8, INT16), "input")
@@ -149,7 +149,7 @@ def _prepare(ctx: OpContext) -> ConvParams:
         requant = _path_requant(ctx, x, w, b, out, np.full(cout, m, np.int64),
                                 np.full(cout, s, np.int64), lo, hi, cout, groups, True)
         return ConvParams(kind="uint8", requant=requant, filter=w.data.astype(np.float64) - w.zp,
-                          bias=b.data.astype(np.int64), input_offset=-x.zp, output_offset=out.zp,
+                          bias=b.data.astype(np.int64).reshape(-1), input_offset=-x.zp, output_offset=out.zp,
                           output_multiplier=np.array([m] * cout, np.int64),
                           output_shift=np.array([s] * cout, np.int64),
                           output_activation_min=lo, output_activation_max=hi, out_dtype=np.uint8,
@@ -164,7 +164,7 @@ def _prepare(ctx: OpContext) -> ConvParams:
     m, s = quantize_multiplier_array(float(x.s) * filter_scales / float(out.s))
     if x.type == INT8:
         ctx.check_type(b, (INT32,), "bias")
-        bias = b.data.astype(np.int64)
+        bias = b.data.astype(np.int64).reshape(-1)
         int64_bias = False
     else:
         ctx.check(x.zp == 0 and out.zp == 0, "16x8 CONV_2D needs zero points 0 (symmetric int16)")
@@ -178,7 +178,7 @@ def _prepare(ctx: OpContext) -> ConvParams:
         ctx.check(b.type == INT64 or qbt == INT32,
                   "16x8 CONV_2D with an int32 bias needs quantized_bias_type INT32 (LiteRT "
                   "would read the int32 bias as int64, out of bounds)", ".inputs[2]")
-        bias = b.data.astype(np.int64)
+        bias = b.data.astype(np.int64).reshape(-1)
         int64_bias = b.type == INT64
     if b.quantized:
         ctx.check(bool(np.all(b.zero_point == 0)), "bias zero point must be 0", ".inputs[2]")
@@ -239,7 +239,7 @@ def _prepare_hybrid(ctx: OpContext, w, b, cout: int, common: dict) -> ConvParams
                                 "XNNPACK's dynamically quantized kernels on LiteRT's xnnpack path, "
                                 "which quantcore does not implement; use numerics='optimized'")
     filt = w.data.view(np.int8) if w.type == UINT8 else w.data
-    return ConvParams(kind="hybrid", filter=filt.astype(np.float64), bias=b.data.astype(np.float32),
+    return ConvParams(kind="hybrid", filter=filt.astype(np.float64), bias=b.data.astype(np.float32).reshape(-1),
                       output_activation_min=lo, output_activation_max=hi,
                       hybrid_scale=scales if (per_channel or grouped) else scales[:1],
                       hybrid_asymmetric=per_channel or grouped,
@@ -333,7 +333,8 @@ def eval(p: ConvParams, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = Non
     if p.kind == "hybrid":
         return [_eval_hybrid(p, x)]
     if p.kind == "float":
-        acc = _accumulate(p, x.astype(np.float32)) + p.bias
+        with np.errstate(invalid="ignore"):  # inf - inf sums give NaN, as in C
+            acc = _accumulate(p, x.astype(np.float32)) + p.bias
         return [clamp_float(acc.astype(np.float32), p.output_activation_min, p.output_activation_max)]
     if p.fast is not None and _gemm.ENABLED and p.fast.matches(x):
         return [p.fast(x, p.requant)]

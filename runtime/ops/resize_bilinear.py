@@ -92,7 +92,9 @@ def eval(p: ResizeBilinearParams, x: np.ndarray, size: np.ndarray) -> list[np.nd
         raise InputError(f"{p.path}: output size {oh}x{ow} must be positive")
     n, ih, iw, c = x.shape
     # The arithmetic works on int64 / float32 arrays of the output's size.
-    check_output_size(p.path, "RESIZE_BILINEAR", (n, oh, ow, c), np.int64 if p.integer else np.float32)
+    # (an empty batch or depth still builds coordinate vectors of oh and ow entries)
+    check_output_size(p.path, "RESIZE_BILINEAR", (max(n, 1), oh, ow, max(c, 1)),
+                      np.int64 if p.integer else np.float32)
     if p.integer:
         vy, y0, y1 = _int_coords(oh, ih, p.align_corners, p.half_pixel_centers)
         vx, x0, x1 = _int_coords(ow, iw, p.align_corners, p.half_pixel_centers)

@@ -74,7 +74,9 @@ def eval(p: ResizeNearestParams, x: np.ndarray, size: np.ndarray) -> list[np.nda
     oh, ow = (int(v) for v in np.asarray(size).reshape(-1)[:2])
     if oh <= 0 or ow <= 0:
         raise InputError(f"{p.path}: output size {oh}x{ow} must be positive")
-    check_output_size(p.path, "RESIZE_NEAREST_NEIGHBOR", (x.shape[0], oh, ow, x.shape[3]), x.dtype)
+    # (an empty batch or depth still builds index vectors of oh and ow entries)
+    check_output_size(p.path, "RESIZE_NEAREST_NEIGHBOR", (max(x.shape[0], 1), oh, ow, max(x.shape[3], 1)),
+                      np.int64)
     if p.fixed_point:
         iy, ix = _index_fixed_point(oh, x.shape[1]), _index_fixed_point(ow, x.shape[2])
     else:
