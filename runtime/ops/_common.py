@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from quantcore.errors import ModelFormatError, UnsupportedOpError
-from quantcore.fixedpoint import activation_range
+from quantcore.fixedpoint import activation_range, round_half_away
 from quantcore.schema.model import Model, Operator, TensorType
 
 INT8 = int(TensorType.INT8)
@@ -184,10 +184,12 @@ class OpContext:
         if act not in (0, 1, 2, 3):
             raise self.unsupported(f"fused activation {act} on a quantized output")
         for f in {1: (0.0,), 2: (-1.0, 1.0), 3: (0.0, 6.0)}.get(act, ()):
-            tmp = float(np.trunc(np.float32(np.float32(f) / np.float32(out.s))) +
-                        np.sign(np.float32(f)) * (abs(np.float32(np.float32(f) / np.float32(out.s)) % 1) >= 0.5))
+            with np.errstate(over="ignore", invalid="ignore"):
+                tmp = float(round_half_away(np.float32(np.float32(f) / np.float32(out.s))))
+            # the bounds are float(INT32_MIN) and float(INT32_MAX), which rounds up to 2^31
             self.check(-(2.0**31) <= tmp <= 2.0**31,
-                       f"fused activation bound {f} / output scale {out.s} overflows int32")
+                       f"fused activation bound {f} / output scale {out.s} overflows int32 "
+                       "(LiteRT: no_integer_overflow_from_quantization)", self.where(out))
         return activation_range(act, out.s, out.zp, QMIN[out.type], QMAX[out.type])
 
     def float_activation_range(self, activation: int | None = None) -> tuple[float, float]:

@@ -44,8 +44,8 @@ Float arithmetic. The kernels run as scalar SSE code without FMA (checked in the
 wheel's disassembly: ``mulss``/``addss`` only), so every float32 product and sum
 rounds once, in the order of the C++ loops; NumPy float32 arithmetic reproduces it
 when done in the same order. Fused activations clamp with
-``std::min(std::max(x, lo), hi)`` where "no activation" is ``[-FLT_MAX, FLT_MAX]``
-(``CalculateActivationRange``): an infinite result becomes +-FLT_MAX.
+``_common.clamp_float`` over ``OpContext.float_activation_range`` ("no activation"
+is ``[-FLT_MAX, FLT_MAX]``, so an infinite result becomes +-FLT_MAX).
 """
 from __future__ import annotations
 
@@ -55,24 +55,7 @@ from quantcore.fixedpoint import round_half_away
 
 from ._common import OpContext, TensorInfo
 
-FLT_MAX = float(np.finfo(np.float32).max)
 _F32 = np.float32
-
-
-def float_activation_range(ctx: OpContext) -> tuple[float, float]:
-    """``CalculateActivationRange<float>``: NONE is [-FLT_MAX, FLT_MAX], RELU [0, FLT_MAX]."""
-    act = ctx.options.get("fused_activation_function", 0)
-    ranges = {0: (-FLT_MAX, FLT_MAX), 1: (0.0, FLT_MAX), 2: (-1.0, 1.0), 3: (0.0, 6.0)}
-    if act not in ranges:
-        raise ctx.unsupported(f"fused activation {act}")
-    return ranges[act]
-
-
-def activation_with_min_max(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """``ActivationFunctionWithMinMax``: ``std::min(std::max(x, lo), hi)`` (NaN passes through)."""
-    x = np.asarray(x, _F32)
-    y = np.where(x < _F32(lo), _F32(lo), x)
-    return np.where(_F32(hi) < y, _F32(hi), y).astype(_F32)
 
 
 def round_to_nearest_neon_x86(x: np.ndarray) -> np.ndarray:
@@ -214,21 +197,3 @@ def padding_with_offset(stride: int, dilation: int, in_size: int, filter_size: i
     eff = (filter_size - 1) * dilation + 1
     total = max((out_size - 1) * stride + eff - in_size, 0)
     return total // 2, total % 2
-
-
-def quantized_activation_range(ctx: OpContext, out: TensorInfo) -> tuple[int, int]:
-    """``CalculateActivationRangeQuantized`` with its overflow check.
-
-    ``Quantize`` refuses a bound whose ``roundf(f / scale)`` lies outside the int32
-    range (``no_integer_overflow_from_quantization``), e.g. RELU6 on a tiny output
-    scale; then the range of ``ctx.activation_range``.
-    """
-    act = ctx.options.get("fused_activation_function", 0)
-    bounds = {1: (0.0,), 2: (-1.0, 1.0), 3: (0.0, 6.0)}.get(act, ())
-    for f in bounds:
-        tmp = round_half_away(_F32(_F32(f) / _F32(out.s)))
-        # the bounds are float(INT32_MIN) and float(INT32_MAX) = 2^31
-        ctx.check(bool(-(2.0**31) <= float(tmp) <= 2.0**31),
-                  f"fused activation bound {f} / output scale {out.s} overflows int32 "
-                  "(LiteRT: no_integer_overflow_from_quantization)", ctx.where(out))
-    return ctx.activation_range(out)

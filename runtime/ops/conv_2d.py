@@ -231,7 +231,7 @@ def _prepare_hybrid(ctx: OpContext, w, b, cout: int, common: dict) -> ConvParams
     if per_channel or grouped:
         ctx.check(len(scales) == cout, f"filter has {len(scales)} scales for {cout} output channels "
                   "(the per-channel hybrid kernel needs one per channel)", ".inputs[1]")
-    lo, hi = _hybrid.float_activation_range(ctx)
+    lo, hi = ctx.float_activation_range()
     if _paths.path_of(ctx) == "xnnpack" and w.type == INT8:
         # VisitConv2DNode takes float input with int8 filter as a dynamically quantized
         # (qd8) convolution, whose arithmetic quantcore does not reproduce yet.
@@ -272,7 +272,7 @@ def _eval_hybrid(p: ConvParams, x: np.ndarray) -> np.ndarray:
         prod = (acc.astype(np.float32) * sf[:, None, None, None]).astype(np.float32)
         acc_float = (np.float32(0.0) + prod).astype(np.float32)
     out = (acc_float + p.bias).astype(np.float32)
-    return _hybrid.activation_with_min_max(out, p.output_activation_min, p.output_activation_max)
+    return clamp_float(out, p.output_activation_min, p.output_activation_max)
 
 
 def _psignb_deficit(p: ConvParams, xq: np.ndarray) -> np.ndarray:

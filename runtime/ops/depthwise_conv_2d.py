@@ -46,7 +46,7 @@ from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
 from quantcore.schema.model import TensorType
 
 from . import _fastconv, _gemm, _hybrid, _paths
-from ._common import FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext
+from ._common import clamp_float, FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext
 
 # "optimized": optimized_integer_ops::DepthwiseConvGeneral (int8: NEON Quantize in blocks
 # of 8 channels, ties up, gemmlowp for the leftover channels), the optimized hybrid
@@ -175,14 +175,14 @@ def _prepare(ctx: OpContext) -> DepthwiseParams:
         ctx.check(len(scales) >= cout, f"filter has {len(scales)} scales for {cout} output channels "
                   "(LiteRT would read scales past the end)", ".inputs[1]")
         ctx.check(n > 0, "hybrid DEPTHWISE_CONV_2D needs a batch size > 0", ".inputs[0]")
-        lo, hi = _hybrid.float_activation_range(ctx)
+        lo, hi = ctx.float_activation_range()
         split = None
         if _paths.path_of(ctx) in ("optimized", "xnnpack"):   # XNNPACK declines mixed types
             split = cout - cout % 4
         return DepthwiseParams(kind="hybrid", per_channel_scale=scales[:cout], hybrid_split=split,
                                float_activation_min=lo, float_activation_max=hi, **common)
     if x.type == FLOAT32:
-        lo, hi = _hybrid.float_activation_range(ctx)
+        lo, hi = ctx.float_activation_range()
         return DepthwiseParams(kind="float", float_activation_min=lo, float_activation_max=hi, **common)
 
     ctx.require_quantized(x)
@@ -198,7 +198,7 @@ def _prepare(ctx: OpContext) -> DepthwiseParams:
         ctx.require_quantized(w, per_channel_dim=qd)
     else:
         ctx.require_quantized(w)
-    lo, hi = _hybrid.quantized_activation_range(ctx, out)
+    lo, hi = ctx.activation_range(out)
     if x.type == UINT8:
         if b is not None:
             bias_scale = b.s if b.quantized else 0.0
@@ -276,7 +276,7 @@ def eval(p: DepthwiseParams, x: np.ndarray, w: np.ndarray, b: np.ndarray | None 
                 total = (total + (win * wf[0, fy, fx]).astype(np.float32)).astype(np.float32)
             bias = np.asarray(b, np.float32) if p.has_bias else np.zeros(p.out_channels, np.float32)
             out = (total + bias).astype(np.float32)
-        return [_hybrid.activation_with_min_max(out, p.float_activation_min, p.float_activation_max)]
+        return [clamp_float(out, p.float_activation_min, p.float_activation_max)]
     if p.kind == "hybrid":
         n = x.shape[0]
         q, sf, offset = _hybrid.asymmetric_quantize_floats(np.asarray(x, np.float32).reshape(n, -1))
@@ -298,7 +298,7 @@ def eval(p: DepthwiseParams, x: np.ndarray, w: np.ndarray, b: np.ndarray | None 
             acc_float = (acc.astype(np.float32) * scale[:, None, None, :]).astype(np.float32)
         if p.has_bias:
             acc_float = (acc_float + np.asarray(b, np.float32)).astype(np.float32)
-        return [_hybrid.activation_with_min_max(acc_float, p.float_activation_min, p.float_activation_max)]
+        return [clamp_float(acc_float, p.float_activation_min, p.float_activation_max)]
     if p.fast is not None and _gemm.ENABLED and p.fast.matches(x):
         return [p.fast(x, p.requant)]
     xc = np.asarray(x, np.int64) + p.input_offset

@@ -47,7 +47,7 @@ from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
                                   quantize_multiplier_array, wrap_int32)
 
 from . import _hybrid, _paths
-from ._common import FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext
+from ._common import clamp_float, FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext
 
 # "optimized": optimized_integer_ops::TransposeConvV2 / optimized_ops::TransposeConvV2
 # (NEON Quantize: per-channel blocks of 8, or flat blocks of 16 for uint8; ties up, scalar
@@ -183,7 +183,7 @@ def prepare(ctx: OpContext) -> TransposeConvParams:
                   batches=n, out_channels=cout, geometry=geometry, has_bias=b is not None)
 
     if x.type == FLOAT32:
-        lo, hi = _hybrid.float_activation_range(ctx)
+        lo, hi = ctx.float_activation_range()
         if w.type == FLOAT32:
             return TransposeConvParams(kind="float", float_activation_min=lo, float_activation_max=hi, **common)
         scales = _hybrid.hybrid_filter_scales(ctx, w, "TRANSPOSE_CONV")
@@ -218,7 +218,7 @@ def prepare(ctx: OpContext) -> TransposeConvParams:
         ctx.require_quantized(w, per_channel_dim=qd)
     else:
         ctx.require_quantized(w)
-    lo, hi = _hybrid.quantized_activation_range(ctx, out)
+    lo, hi = ctx.activation_range(out)
     if x.type == UINT8:
         if b is not None:
             bias_scale = b.s if b.quantized else 0.0
@@ -359,7 +359,7 @@ def eval(p: TransposeConvParams, output_shape: np.ndarray, w: np.ndarray, x: np.
         if p.has_bias:
             with np.errstate(over="ignore", invalid="ignore"):  # inf sums, as in C
                 acc = (acc + np.asarray(b, np.float32)).astype(np.float32)
-        return [_hybrid.activation_with_min_max(acc, p.float_activation_min, p.float_activation_max)]
+        return [clamp_float(acc, p.float_activation_min, p.float_activation_max)]
     xc = np.asarray(x, np.int64) + p.input_offset
     wc = np.asarray(w, np.int64) + p.weights_offset
     acc = _scatter_int(p, xc, wc, geom)
