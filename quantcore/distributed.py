@@ -5,10 +5,11 @@
 
 * ``None`` or ``1``: in this process;
 * ``N > 1``: ``N`` local processes (``multiprocessing``, spawn context);
-* ``"ray"``: the Ray cluster named by ``RAY_ADDRESS``, or else a new local cluster
-  (``ray.init(num_cpus=...)``) that listens on the loopback interface only;
-* ``"ray://HOST:PORT"`` (Ray Client) or ``"HOST:PORT"``-style addresses after
-  ``ray:`` (``"ray:auto"``): that cluster;
+* ``"ray"``: the Ray cluster named by ``RAY_ADDRESS``, else the cluster a
+  ``ray start --head`` on this machine runs (Ray's own lookup), or else a new local
+  cluster (``ray.init(num_cpus=...)``) that listens on the loopback interface only;
+* ``"ray://HOST:PORT"`` (Ray Client, needs ``ray[client]``) or ``"HOST:PORT"``-style
+  addresses after ``ray:`` (``"ray:auto"``): that cluster;
 * a :class:`RayOptions`, for the knobs (shard size, retries, tasks in flight).
 
 Calibration on Ray (:func:`calibrate_ray`): the representative data is cut into
@@ -236,8 +237,22 @@ def connect(options: RayOptions) -> Any:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = options.address or os.environ.get("RAY_ADDRESS") or "a local cluster"
-        raise DistributedError(f"cannot connect to Ray at {where}: {e}") from None
+        raise DistributedError(f"cannot connect to Ray at {where}: {e}{_auth_hint(local)}") from None
     return ray
+
+
+def _auth_hint(local: bool) -> str:
+    """Ray (>= 2.5x) turns token authentication on for clusters that ``ray start``
+    creates, but sends the token to an explicitly named address (an argument or
+    ``RAY_ADDRESS``) only when ``RAY_AUTH_MODE=token`` is set: say so when that is
+    the likely reason a connection failed."""
+    if local or os.environ.get("RAY_AUTH_MODE"):
+        return ""
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    if not (os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file()):
+        return ""
+    return (" (if the cluster uses token authentication, as `ray start` sets up by default, "
+            "set RAY_AUTH_MODE=token: Ray sends its token to an explicit address only then)")
 
 
 def _cluster_cpus(ray: Any) -> int:
