@@ -57,6 +57,7 @@ import io
 import math
 import multiprocessing
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -229,8 +230,12 @@ def connect(options: RayOptions) -> Any:
     import logging
 
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
-    if local:
-        kwargs.update(num_cpus=options.num_cpus, include_dashboard=False)
+    if local and options.num_cpus is None and _running_local_cluster(ray):
+        pass                       # Ray's own lookup connects to the `ray start` cluster
+    elif local:
+        # "local": a new cluster even when Ray's address file names a cluster that is
+        # gone (a head killed without `ray stop` leaves the file behind)
+        kwargs.update(address="local", num_cpus=options.num_cpus, include_dashboard=False)
     else:
         kwargs["address"] = options.address
     try:
@@ -239,6 +244,23 @@ def connect(options: RayOptions) -> Any:
         where = options.address or os.environ.get("RAY_ADDRESS") or "a local cluster"
         raise DistributedError(f"cannot connect to Ray at {where}: {e}{_auth_hint(local)}") from None
     return ray
+
+
+def _running_local_cluster(ray: Any) -> bool:
+    """True when the cluster that ``ray start`` last recorded on this machine (Ray's
+    address file, ``/tmp/ray/ray_current_cluster``) accepts connections."""
+    try:
+        address = ray._private.utils.read_ray_address(None)
+    except Exception:              # a private API of Ray's: no lookup if it moved
+        return False
+    host, _, port = (address or "").rpartition(":")
+    if not host or not port.isdigit():
+        return False
+    try:
+        with socket.create_connection((host, int(port)), timeout=1.0):
+            return True
+    except OSError:
+        return False
 
 
 def _auth_hint(local: bool) -> str:

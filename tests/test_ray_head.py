@@ -89,6 +89,11 @@ def head(tmp_path_factory):
             proc.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        # a head stopped by a signal leaves Ray's address file behind (quantcore's
+        # connect() copes: tests/test_ray.py starts a new cluster despite it)
+        stale = Path(ray._private.utils.get_ray_address_file(None))
+        if stale.is_file() and stale.read_text().strip() == address:
+            stale.unlink()
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +164,22 @@ def test_baseline_check_on_a_started_head_gives_the_local_report(head, calib, tm
     assert local.returncode == remote.returncode == 1, remote.stderr[-3000:]
     assert remote.stdout == local.stdout
     assert (tmp_path / "ray.json").read_text() == (tmp_path / "local.json").read_text()
+
+
+def test_a_stale_address_file_does_not_stop_a_new_local_cluster(monkeypatch):
+    """A head killed without ``ray stop`` leaves Ray's address file behind; Ray's
+    own lookup would then try to join the dead cluster. quantcore checks that the
+    recorded address accepts connections before relying on it."""
+    import ray
+
+    from quantcore.distributed import _running_local_cluster
+
+    port = _free_port()                  # nothing listens there
+    monkeypatch.setattr(ray._private.utils, "read_ray_address", lambda temp_dir=None: f"127.0.0.1:{port}")
+    assert not _running_local_cluster(ray)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        live = server.getsockname()[1]
+        monkeypatch.setattr(ray._private.utils, "read_ray_address", lambda temp_dir=None: f"127.0.0.1:{live}")
+        assert _running_local_cluster(ray)
