@@ -54,6 +54,17 @@ class PoolParams:
     quantized_activation_min: int = 0
     quantized_activation_max: int = 0
     out_dtype: type = np.float32
+    # Computed once in prepare (the input shape is fixed until the next prepare):
+    counts: np.ndarray | None = None   # in-image taps per output position, [1, OH, OW, 1] int64
+    tiled: bool = False                # windows tile the image: no padding, stride == filter
+
+
+def _tiles(x_shape: tuple[int, ...], padding: tuple[int, ...], stride: tuple[int, int],
+           filt: tuple[int, int]) -> bool:
+    """True when every window lies inside the image and windows neither overlap nor
+    leave gaps between them (no padding, stride == filter: the common 2x2/2 pool), so
+    a reshape to [N, OH, FH, OW, FW, C] holds exactly the taps of every window."""
+    return not any(padding) and tuple(stride) == tuple(filt)
 
 
 def float_activation_range(ctx: OpContext) -> tuple[float, float]:
@@ -108,6 +119,11 @@ def _prepare_reference(ctx: OpContext) -> PoolParams:
     ow, pl, pr = compute_padding(o["padding"], w, fw, sw)
     ctx.check(oh > 0 and ow > 0, f"output would be empty ({oh}x{ow})")
     common = dict(pool=pool, stride=(sh, sw), filter=(fh, fw), padding=(pt, pb, pl, pr), out_hw=(oh, ow))
+    tiled = _tiles(x.shape, common["padding"], (sh, sw), (fh, fw))
+    counts = None
+    if pool == "average" and not tiled:
+        counts = tap_counts(x.shape, PoolParams(kind="", **common))
+    common.update(tiled=tiled, counts=counts)
 
     if x.type == FLOAT32:
         lo, hi = float_activation_range(ctx)
@@ -163,6 +179,21 @@ def tap_counts(shape: tuple[int, ...], p: PoolParams) -> np.ndarray:
     return sum(taps(np.ones((1, shape[1], shape[2], 1), np.int64), p, 0))
 
 
+def _windows(x: np.ndarray, p: PoolParams) -> np.ndarray:
+    """For tiled windows (``p.tiled``): the view [N, OH, FH, OW, FW, C] of x whose
+    [:, oy, :, ox, :, :] are the taps of output (oy, ox); rows and columns past the
+    last whole window (VALID) are left out, as LiteRT never reads them."""
+    n, _, _, c = x.shape
+    (oh, ow), (fh, fw) = p.out_hw, p.filter
+    return x[:, :oh * fh, :ow * fw, :].reshape(n, oh, fh, ow, fw, c)
+
+
+def _counts(x: np.ndarray, p: PoolParams) -> np.ndarray:
+    if p.tiled:
+        return np.int64(p.filter[0] * p.filter[1])
+    return p.counts if p.counts is not None else tap_counts(x.shape, p)
+
+
 def eval(p: PoolParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
     if p.kind == "float":
         x = np.asarray(x, np.float32)
@@ -171,24 +202,33 @@ def eval(p: PoolParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
             with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN sums, as in C
                 for t in taps(x, p, 0.0):   # float32 additions in the C++ order (+0.0 off-image)
                     total = total + t
-                v = total / tap_counts(x.shape, p).astype(np.float32)
+                v = total / np.asarray(_counts(x, p)).astype(np.float32)
         else:
             lowest = np.float32(F32_LOWEST)
-            v = np.full((x.shape[0],) + p.out_hw + (x.shape[3],), lowest, np.float32)
-            for t in taps(np.where(np.isnan(x), lowest, x), p, lowest):
-                v = np.maximum(v, t)
+            clean = np.where(np.isnan(x), lowest, x)
+            if p.tiled:     # max is order-free: one reduction over the window axes
+                v = _windows(clean, p).max(axis=(2, 4))
+            else:
+                v = np.full((x.shape[0],) + p.out_hw + (x.shape[3],), lowest, np.float32)
+                for t in taps(clean, p, lowest):
+                    v = np.maximum(v, t)
         # ActivationFunctionWithMinMax: min(max(v, lo), hi); NaN passes through.
         v = np.minimum(np.maximum(v, np.float32(p.float_activation_min)), np.float32(p.float_activation_max))
         return [v.astype(np.float32)]
 
     x = np.asarray(x)
     if p.pool == "average":
-        acc = sum(taps(x.astype(np.int64), p, 0))
+        if p.tiled:     # integer sums are order-free
+            acc = _windows(x, p).sum(axis=(2, 4), dtype=np.int64)
+        else:
+            acc = sum(taps(x.astype(np.int64), p, 0))
         acc = ((acc + 2**31) & 0xFFFFFFFF) - 2**31   # int32 accumulator
-        n = tap_counts(x.shape, p)
+        n = _counts(x, p)
         half = n // 2
         # C truncating division of acc +- n/2 by n (rounding half away from zero).
         avg = np.where(acc > 0, (acc + half) // n, -((half - acc) // n))
+    elif p.tiled:
+        avg = _windows(x, p).max(axis=(2, 4))
     else:
         avg = np.full((x.shape[0],) + p.out_hw + (x.shape[3],), np.iinfo(x.dtype).min, np.int64)
         for t in taps(x, p, np.iinfo(x.dtype).min):

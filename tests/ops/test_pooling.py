@@ -87,6 +87,23 @@ def test_max_pool_vs_litert_ref(oracle, kind, c):
     _run(oracle, "MAX_POOL_2D", kind, c)
 
 
+tiled_cases = st.fixed_dictionaries(dict(
+    n=st.integers(1, 2), h=st.integers(1, 12), w=st.integers(1, 12), c=st.integers(1, 5),
+    fh=st.integers(1, 4), fw=st.integers(1, 4), padding=st.sampled_from(["SAME", "VALID"]),
+    act=st.sampled_from(ACTS), seed=st.integers(0, 2**31)))
+
+
+@pytest.mark.parametrize("op", ["AVERAGE_POOL_2D", "MAX_POOL_2D"])
+@pytest.mark.parametrize("kind", ["float", "int8", "uint8", "int16"])
+@examples(25)
+@given(c=tiled_cases)
+def test_pool_stride_equal_to_filter_vs_litert_ref(oracle, op, kind, c):
+    """stride == filter (the 2x2/2 pool): windows tile the image and quantcore reduces
+    a reshaped view; VALID leaves rows/columns out, SAME may pad (then the general
+    path runs)."""
+    _run(oracle, op, kind, dict(c, sh=c["fh"], sw=c["fw"]))
+
+
 @pytest.mark.parametrize("op", ["AVERAGE_POOL_2D", "MAX_POOL_2D"])
 @pytest.mark.parametrize("kind", ["int8", "uint8", "int16"])
 @examples(10)
