@@ -139,10 +139,11 @@ def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.nd
     """
     a = np.asarray(a, np.int64)
     b = np.asarray(b, np.int64)
-    ab = a * b
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    s = ab + nudge
-    q = np.where(s >= 0, s >> 31, -((-s) >> 31))
+    # Truncating (ab + nudge) / 2^31 equals the floor shift (ab + 2^30) >> 31: for
+    # ab >= 0 both add 2^30 and floor; for ab < 0, trunc((ab + 1 - 2^30) / 2^31) =
+    # floor((ab + 2^30) / 2^31) on every integer ab (the nudges differ by 2^31 - 1, the
+    # gap between truncation and floor of a non-multiple). One pass, no branches.
+    q = (a * b + (1 << 30)) >> 31
     return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, q)
 
 
@@ -161,10 +162,13 @@ def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray | int) -> np.ndar
 
 
 def rounding_divide_by_pot_ties_up(x: np.ndarray, exponent: np.ndarray | int) -> np.ndarray:
-    """Rounding shift right with ties toward +inf (ARM ``vrshl`` by a negative amount)."""
+    """Rounding shift right with ties toward +inf (ARM ``vrshl`` by ``-exponent``, ruy's
+    rounding right shift): ``(x + 2^(e-1)) >> e`` (floor shift) for ``e > 0``, ``x``
+    for ``e <= 0``."""
     x = np.asarray(x, np.int64)
     e = np.asarray(exponent, np.int64)
-    return np.where(e > 0, (x + ((np.int64(1) << np.maximum(e, 1)) >> 1)) >> e, x)
+    ep = np.maximum(e, 1)
+    return np.where(e > 0, (x + (np.int64(1) << (ep - 1))) >> ep, x)
 
 
 def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray | int,

@@ -80,7 +80,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from quantcore.errors import NumericsPathError
-from quantcore.fixedpoint import multiply_by_quantized_multiplier, wrap_int32
+from quantcore.fixedpoint import (multiply_by_quantized_multiplier, rounding_divide_by_pot_ties_up,
+                                  saturating_rounding_doubling_high_mul, wrap_int32)
 
 from ._common import INT8, INT32, QMAX, QMIN, UINT8, OpContext, TensorInfo
 
@@ -92,28 +93,11 @@ INT32_MAX = 2**31 - 1
 # ---------------------------------------------------------------------------
 # Fixed-point primitives with ties toward +inf
 # ---------------------------------------------------------------------------
-def srdhm_ties_up(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``vqrdmulh`` / ruy's fixed-point multiply: ``floor((a * b + 2^30) / 2^31)``.
-
-    The high half of ``2ab`` rounded to nearest with ties toward +inf. This equals
-    gemmlowp's ``SaturatingRoundingDoublingHighMul`` (whose nudge of ``1 - 2^30`` for a
-    negative product, followed by truncation, also sends ties toward +inf), so the paths
-    differ only in the rounding right shift. The single overflow case
-    ``a == b == INT32_MIN`` saturates to INT32_MAX.
-    """
-    a = np.asarray(a, np.int64)
-    b = np.asarray(b, np.int64)
-    r = (a * b + (1 << 30)) >> 31
-    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, r)
-
-
-def rdbpot_ties_up(x: np.ndarray, exponent: np.ndarray | int) -> np.ndarray:
-    """``vrshl`` by ``-exponent`` / ruy's rounding right shift: ``(x + 2^(e-1)) >> e``
-    for ``e > 0`` (floor shift: ties toward +inf), ``x`` for ``e <= 0``."""
-    x = np.asarray(x, np.int64)
-    e = np.asarray(exponent, np.int64)
-    ep = np.maximum(e, 1)
-    return np.where(e > 0, (x + (np.int64(1) << (ep - 1))) >> ep, x)
+# ruy / NEON ``vqrdmulh``: floor((a * b + 2^30) / 2^31), the same function as gemmlowp's
+# SaturatingRoundingDoublingHighMul (quantcore/fixedpoint.py proves it), so the paths
+# differ only in the rounding right shift: ``vrshl`` by -e, (x + 2^(e-1)) >> e.
+srdhm_ties_up = saturating_rounding_doubling_high_mul
+rdbpot_ties_up = rounding_divide_by_pot_ties_up
 
 
 def _shift_left_wrap(x: np.ndarray, left: np.ndarray) -> np.ndarray:
