@@ -210,6 +210,9 @@ def _quantize_arguments(p: argparse.ArgumentParser) -> None:
                    help="calibrate in N local processes, or on Ray: 'ray' uses the cluster in "
                         "RAY_ADDRESS or starts a local one, 'ray://ADDRESS' connects to that cluster "
                         "(same result as one process; Ray: pip install 'quantcore[ray]')")
+    p.add_argument("--dynamic-min-elements", type=int, default=1024, metavar="N",
+                   help="dynamic mode: weights with fewer elements stay float (default 1024, as the "
+                        "TensorFlow converter)")
 
 
 def _quantize_run(args: argparse.Namespace) -> int:
@@ -236,11 +239,13 @@ def _quantize_run(args: argparse.Namespace) -> int:
                     calibrator=args.calibrator,
                     denylist=[d for d in args.denylist.split(",") if d],
                     default_ranges=tuple(args.default_ranges) if args.default_ranges else None,
-                    report=report, workers=workers)
+                    report=report, workers=workers, dynamic_min_elements=args.dynamic_min_elements)
     atomic_write(args.output, data)
     print(f"wrote {args.output} ({len(data)} bytes, mode {args.mode}, I/O {args.io})")
     for o, name, reason in report.float_ops:
         print(f"  kept in float: operator {o} {name} ({reason})")
+    for note in report.notes:
+        print(f"  {note}")
     return EXIT_OK
 
 

@@ -167,6 +167,12 @@ class Interpreter:
         self.max_loop_iterations = int(max_loop_iterations)
         self.resources: dict[int, np.ndarray] = {}   # resource variables by resource id
         self.initialized_subgraphs: set[int] = set()  # CALL_ONCE init subgraphs already run
+        # Called after every operator of every subgraph, when set (calibration of loop
+        # bodies: a WHILE body's tensors are observed at every iteration):
+        # ``op_observer(subgraph_index, prepared_op, input_values, output_values)``.
+        # Input values are those the operator read (a kernel that updates a variable
+        # tensor in place, such as the LSTM's state, shows the updated value).
+        self.op_observer: Callable[[int, Any, list, list], None] | None = None
         self._kernels = self._resolve_kernels()
 
     # -- construction --------------------------------------------------------------
@@ -394,6 +400,7 @@ class Interpreter:
             if state.values[i] is None:
                 raise InputError(f"input tensor {i} ({state.sg.tensors[i].name!r}) was not set")
         values = state.values
+        observer = self.op_observer
         for k, p in enumerate(state.ops):
             if p.folded:
                 continue
@@ -423,6 +430,8 @@ class Interpreter:
                                          f"computes shape {list(r.shape)}, beyond int32 dimensions")
                     values[t] = r
                     state.shapes[t] = tuple(r.shape)
+            if observer is not None:
+                observer(state.index, p, args, results)
 
     # -- signatures ----------------------------------------------------------------
     def get_signature_list(self) -> dict[str, dict[str, list[str]]]:

@@ -83,7 +83,7 @@ class _Progress:
 def calibrate(model: Model, dataset: Any, calibrator: str | Calibrator = "minmax",
               tensors: Iterable[int] | None = None,
               observer: Callable[[int, np.ndarray], None] | None = None,
-              workers: Any = None) -> dict[int, Calibrator]:
+              workers: Any = None, op_observer: Callable | None = None) -> dict[int, Calibrator]:
     """Run subgraph 0 of a float model over ``dataset``; one calibrator per float tensor.
 
     Every non-constant float32 tensor of subgraph 0 is observed (or only ``tensors``).
@@ -103,7 +103,11 @@ def calibrate(model: Model, dataset: Any, calibrator: str | Calibrator = "minmax
     ``workers="ray"``, ``"ray://ADDRESS"`` or a :class:`quantcore.distributed.RayOptions`:
     the shards are Ray tasks (the cluster in ``RAY_ADDRESS``, or a local one), their
     calibrators merged in shard order, with the same exact result; see
-    :mod:`quantcore.distributed`. ``dataset`` may also be a path (.npy, .npz, a
+    :mod:`quantcore.distributed`.
+
+    ``op_observer``: installed as the interpreter's ``op_observer`` (called after every
+    operator of every subgraph, so WHILE bodies are seen at each iteration; see
+    :mod:`.recurrent`); in-process only. ``dataset`` may also be a path (.npy, .npz, a
     directory of samples, or a glob pattern), which Ray tasks read themselves.
     """
     from quantcore import distributed
@@ -119,6 +123,8 @@ def calibrate(model: Model, dataset: Any, calibrator: str | Calibrator = "minmax
         tensors = [i for i, t in enumerate(sg.tensors)
                    if t.type == TensorType.FLOAT32 and model.tensor_data(0, i) is None]
     tensors = list(tensors)
+    if op_observer is not None and workers is not None and workers != 1:
+        raise InputError("op_observer= runs in this process: it cannot be combined with workers")
     if isinstance(workers, distributed.RayOptions):
         if observer is not None:
             raise InputError("observer= cannot be combined with workers='ray': it would run in the "
@@ -136,7 +142,8 @@ def calibrate(model: Model, dataset: Any, calibrator: str | Calibrator = "minmax
     except TypeError:
         total = None
     progress = _Progress(total, "calibrating")
-    cals, count = _run(model, iterate_dataset(dataset), calibrator, tensors, observer, 0, progress)
+    cals, count = _run(model, iterate_dataset(dataset), calibrator, tensors, observer, 0, progress,
+                       op_observer)
     progress.close()
     if count == 0 and tensors:
         raise CalibrationError("the representative dataset is empty")
@@ -165,19 +172,23 @@ def single_thread_blas():
 
 def _run(model: Model, samples: Iterable, calibrator: str | Calibrator, tensors: list[int],
          observer: Callable[[int, np.ndarray], None] | None, first_index: int,
-         progress: _Progress | None = None) -> tuple[dict[int, Calibrator], int]:
+         progress: _Progress | None = None, op_observer: Callable | None = None
+         ) -> tuple[dict[int, Calibrator], int]:
     """The calibration loop over ``samples`` (numbered from ``first_index`` in
     messages), with BLAS on one thread (:func:`single_thread_blas`); returns the
     calibrators and the number of samples run."""
     with single_thread_blas():
-        return _run_loop(model, samples, calibrator, tensors, observer, first_index, progress)
+        return _run_loop(model, samples, calibrator, tensors, observer, first_index, progress,
+                         op_observer)
 
 
 def _run_loop(model: Model, samples: Iterable, calibrator: str | Calibrator, tensors: list[int],
               observer: Callable[[int, np.ndarray], None] | None, first_index: int,
-              progress: _Progress | None) -> tuple[dict[int, Calibrator], int]:
+              progress: _Progress | None, op_observer: Callable | None = None
+              ) -> tuple[dict[int, Calibrator], int]:
     it = Interpreter(model=model)
     it.allocate_tensors()
+    it.op_observer = op_observer
     cals = {i: make_calibrator(calibrator) for i in tensors}
     details = it.get_input_details()
     count = 0

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from quantcore.schema.builder import make_options
 from quantcore.schema.model import (Buffer, BuiltinOperator, Model, Operator, OperatorCode,
                                     QuantizationParameters, Tensor, TensorType)
 
+from . import recurrent
 from .calibrate import calibrate
 from .inplace import inplace_pairs
 from .rules import HYBRID, PASSTHROUGH, RULES
@@ -48,8 +49,11 @@ _NP = {int(TensorType.INT8): np.int8, int(TensorType.INT16): np.int16, int(Tenso
 
 @dataclass
 class QuantizationReport:
-    """What the quantizer did: operators left in float and why."""
+    """What the quantizer did: operators left in float and why (operators of other
+    subgraphs than the main one are named ``"<OP> in subgraph <s>"``), and notes on
+    recurrent structure (loop bodies quantized inside, state kept float)."""
     float_ops: list[tuple[int, str, str]]   # (original op index, op name, reason)
+    notes: list[str] = field(default_factory=list)
 
 
 def _load(model: Any) -> Model:
@@ -64,7 +68,8 @@ def quantize(model: Any, *, representative_dataset: Any = None, mode: str = "int
              per_channel: bool = True, inference_input_type: Any = np.float32,
              inference_output_type: Any = np.float32, calibrator: str | Calibrator = "minmax",
              denylist: Any = (), default_ranges: tuple[float, float] | None = None,
-             report: QuantizationReport | None = None, workers: int | None = None) -> bytes:
+             report: QuantizationReport | None = None, workers: int | None = None,
+             dynamic_min_elements: int = 1024) -> bytes:
     """Quantize a float .tflite model; returns the new model's bytes.
 
     ``model``: path, bytes or :class:`~quantcore.schema.Model`.
@@ -84,9 +89,23 @@ def quantize(model: Any, *, representative_dataset: Any = None, mode: str = "int
     ``workers``: ``None``/1 in-process; N local processes; ``"ray"`` (the cluster in
     ``RAY_ADDRESS`` or a local one) or ``"ray://ADDRESS"`` (:mod:`quantcore.distributed`).
     The result is byte-identical whatever the number of workers or shards.
+    ``dynamic_min_elements``: in ``dynamic`` mode, weights with fewer elements stay
+    float (the converter's threshold is 1024; small recurrent models need less).
+
+    Recurrent models (:mod:`.recurrent`, docs/quantization.md section 24): WHILE
+    bodies and other subgraphs are calibrated at every iteration and quantized too;
+    float loop-carried values become integer with one set of parameters per loop
+    variable (eq. 29), or stay float at the boundary where they cannot (the report
+    says why); resource variables keep float state; fused LSTMs get LiteRT's integer
+    kernel (eq. 30-32). ``report.notes`` describes each loop. Models with several
+    subgraphs or an LSTM calibrate in this process (``workers`` is ignored and
+    ``report.notes`` says so).
     """
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if isinstance(dynamic_min_elements, bool) or not isinstance(dynamic_min_elements, (int, np.integer)) \
+            or dynamic_min_elements < 0:
+        raise InputError(f"dynamic_min_elements must be an integer >= 0, not {dynamic_min_elements!r}")
     m = _fold_constant_dequantize(_load(model))
     carried = None
     if mode in _ACT_TYPE:
@@ -103,14 +122,29 @@ def quantize(model: Any, *, representative_dataset: Any = None, mode: str = "int
     if mode == "float16":
         return write_model(_finish(_float16(m)))
     if mode == "dynamic":
-        return write_model(_finish(_dynamic(m, per_channel)))
+        return write_model(_finish(_dynamic(m, per_channel, dynamic_min_elements)))
     q = _IntegerQuantizer(m, mode, per_channel, np.dtype(inference_input_type),
                           np.dtype(inference_output_type), denylist)
     q.carried = carried
     q.ranges = q.collect_ranges(representative_dataset, calibrator, default_ranges, workers)
+    plans = recurrent.plan_loops(q) if len(m.subgraphs) > 1 else {}
+    q.loop_plans = plans
+    notes = recurrent.loop_notes(m, plans)   # (operator indices of the float model)
+    if workers not in (None, 1) and representative_dataset is not None \
+            and recurrent.needs_recurrent_calibration(m):
+        notes.append(f"calibrated in this process: workers={workers!r} is not supported yet for "
+                     "models with several subgraphs or an LSTM (their statistics are observed per "
+                     "loop iteration and time step)")
     q.run()
+    float_ops = list(q.float_ops)
+    if len(m.subgraphs) > 1:
+        def body_quantizer(s: int) -> "_IntegerQuantizer":
+            return _IntegerQuantizer(m, mode, per_channel, np.dtype(np.float32), np.dtype(np.float32),
+                                     denylist, subgraph=s)
+        float_ops += recurrent.quantize_subgraphs(body_quantizer, m, q.stats, default_ranges, plans)
     if report is not None:
-        report.float_ops = q.float_ops
+        report.float_ops = float_ops
+        report.notes = notes
     return write_model(_finish(q.m))
 
 
@@ -338,38 +372,77 @@ def quantize_weights_symmetric(w: np.ndarray, axis: int | None, dtype=np.int8, *
     return np.clip(q, qmin, qmax).astype(dtype), qp.scale
 
 
-def _dynamic(m: Model, per_channel: bool) -> Model:
-    """Dynamic range: float weights of hybrid-capable ops become int8 (symmetric)."""
-    sg = m.subgraphs[0]
-    for op in sg.operators:
-        name = m.op_name(op)
-        if name not in HYBRID:
-            continue
-        for j, axis in HYBRID[name].items():
-            if j >= len(op.inputs) or op.inputs[j] < 0:
+def _dynamic(m: Model, per_channel: bool, min_elements: int = 1024) -> Model:
+    """Dynamic range: float weights of hybrid-capable ops become int8 (symmetric), in
+    every subgraph (WHILE bodies too).
+
+    Weights under ``min_elements`` elements stay float (the converter's threshold is
+    1024). A fused LSTM's eight gate matrices become int8 together, per tensor (the
+    hybrid LSTM kernel takes one scale per matrix), when the largest has at least
+    ``min_elements`` elements: LiteRT picks the hybrid kernel from their type, so they
+    cannot be mixed.
+    """
+    for s, sg in enumerate(m.subgraphs):
+        for op in sg.operators:
+            name = m.op_name(op)
+            if name == recurrent.LSTM:
+                _dynamic_lstm(m, s, op, min_elements)
                 continue
-            t = op.inputs[j]
-            tensor = sg.tensors[t]
-            data = m.tensor_data(0, t)
-            if tensor.type != FLOAT32 or data is None or data.size < 1024:
-                continue  # the converter leaves weights under 1024 elements in float
-            ax = axis if per_channel and axis is not None else None
-            # the MLIR dynamic-range quantizer divides in double
-            q, scales = quantize_weights_symmetric(data, ax, double=True)
-            new = _new_tensor(m, 0, tensor, type=int(TensorType.INT8),
-                              buffer=_new_buffer(m, q.tobytes()),
-                              quantization=QuantizationParameters(
-                                  scale=scales, zero_point=np.zeros(len(scales), np.int64),
-                                  quantized_dimension=ax or 0))
-            op.inputs[j] = new
-            if name == "FULLY_CONNECTED" and op.builtin_options is not None:
-                # the converter asks the hybrid kernel to quantize inputs asymmetrically
-                op.builtin_options["asymmetric_quantize_inputs"] = True
-        code = m.operator_codes[op.opcode_index]
-        types = [sg.tensors[i].type if i >= 0 else None for i in op.inputs]
-        op.opcode_index = _opcode(m, name, op_version(name, types, [sg.tensors[i].type for i in op.outputs],
-                                                      op.options, sg.tensors, op.inputs, code.version))
+            if name not in HYBRID:
+                continue
+            for j, axis in HYBRID[name].items():
+                if j >= len(op.inputs) or op.inputs[j] < 0:
+                    continue
+                t = op.inputs[j]
+                tensor = sg.tensors[t]
+                data = m.tensor_data(s, t)
+                if tensor.type != FLOAT32 or data is None or data.size < min_elements:
+                    continue  # the converter leaves weights under 1024 elements in float
+                ax = axis if per_channel and axis is not None else None
+                # the MLIR dynamic-range quantizer divides in double
+                op.inputs[j] = _int8_weight(m, s, t, data, ax)
+                if name == "FULLY_CONNECTED" and op.builtin_options is not None:
+                    # the converter asks the hybrid kernel to quantize inputs asymmetrically
+                    op.builtin_options["asymmetric_quantize_inputs"] = True
+            _reversion(m, s, op, name)
     return m
+
+
+def _int8_weight(m: Model, s: int, t: int, data: np.ndarray, ax: int | None) -> int:
+    """A new int8 symmetric copy of constant ``t`` (eq. 5, divided in double as the
+    MLIR dynamic-range quantizer does)."""
+    q, scales = quantize_weights_symmetric(data, ax, double=True)
+    return _new_tensor(m, s, m.subgraphs[s].tensors[t], type=int(TensorType.INT8),
+                       buffer=_new_buffer(m, q.tobytes()),
+                       quantization=QuantizationParameters(
+                           scale=scales, zero_point=np.zeros(len(scales), np.int64),
+                           quantized_dimension=ax or 0))
+
+
+def _reversion(m: Model, s: int, op: Operator, name: str) -> None:
+    sg = m.subgraphs[s]
+    code = m.operator_codes[op.opcode_index]
+    types = [sg.tensors[i].type if i >= 0 else None for i in op.inputs]
+    op.opcode_index = _opcode(m, name, op_version(name, types, [sg.tensors[i].type for i in op.outputs],
+                                                  op.options, sg.tensors, op.inputs, code.version))
+
+
+def _dynamic_lstm(m: Model, s: int, op: Operator, min_elements: int) -> None:
+    """The hybrid LSTM (LiteRT ``lstm.cc`` hybrid path): gate matrices (inputs 1-8),
+    peephole vectors (9-11) and projection weights (16), when present, int8 per tensor
+    (eq. 5); the kernel reads all of them as int8 once input 4 is, so all or none."""
+    sg = m.subgraphs[s]
+    slots = [j for j in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 16) if j < len(op.inputs) and op.inputs[j] >= 0]
+    datas = {j: m.tensor_data(s, op.inputs[j]) for j in slots}
+    if any(d is None or sg.tensors[op.inputs[j]].type != FLOAT32 for j, d in datas.items()):
+        return
+    if max(d.size for j, d in datas.items() if j <= 8) < min_elements:
+        return
+    for j in slots:
+        op.inputs[j] = _int8_weight(m, s, op.inputs[j], datas[j], None)
+    if op.builtin_options is not None:
+        op.builtin_options["asymmetric_quantize_inputs"] = True
+    _reversion(m, s, op, recurrent.LSTM)
 
 
 # ---------------------------------------------------------------------------
@@ -377,10 +450,11 @@ def _dynamic(m: Model, per_channel: bool) -> Model:
 # ---------------------------------------------------------------------------
 class _IntegerQuantizer:
     def __init__(self, m: Model, mode: str, per_channel: bool, in_type: np.dtype,
-                 out_type: np.dtype, denylist: Any) -> None:
+                 out_type: np.dtype, denylist: Any, subgraph: int = 0) -> None:
         self.m = m
         self.mode = mode
-        self.sg = m.subgraphs[0]
+        self.s = subgraph      # the subgraph this quantizer rewrites (loop bodies: recurrent.py)
+        self.sg = m.subgraphs[subgraph]
         self.act = _ACT_TYPE[mode]
         self.per_channel = per_channel and mode != "uint8"
         self.in_type, self.out_type = in_type, out_type
@@ -399,6 +473,15 @@ class _IntegerQuantizer:
         self._pending_out: list[tuple[int, int]] = []
         self.forced: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.converter_compatible = True
+        self.stats: recurrent.RecurrentStats | None = None   # loop bodies, LSTM logs
+        self.lstm_logs: dict = {}
+        self.lstm_pending: list[tuple[int, int]] = []
+        # quantized loop-carried values (recurrent.py): parameters of this subgraph's
+        # inputs, of its outputs by position, and the WHILE operators to rewrite
+        self.in_params: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.out_params: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.loop_plans: dict[int, Any] = {}
+        self._np_act = _NP[self.act]
         self.carried: Any = None   # quantcore.qat.ModelRanges: parameters the model carries
 
     # -- calibration -----------------------------------------------------------------
@@ -406,11 +489,16 @@ class _IntegerQuantizer:
                        workers: int | None = None) -> dict[int, tuple[float, float]]:
         ranges: dict[int, tuple[float, float]] = {}
         if dataset is not None:
-            cals = calibrate(self.m, dataset, calibrator, workers=workers)
+            if recurrent.needs_recurrent_calibration(self.m):
+                self.stats = recurrent.RecurrentStats(self.m, calibrator)
+                self.lstm_logs = self.stats.lstm
+                cals = calibrate(self.m, dataset, calibrator, op_observer=self.stats)
+            else:
+                cals = calibrate(self.m, dataset, calibrator, workers=workers)
             if self.converter_compatible:
                 # The converter's calibrator logs in-place inputs after they were
                 # overwritten by the output (see inplace.py).
-                for _, t_in, t_out in inplace_pairs(self.m):
+                for _, t_in, t_out in inplace_pairs(self.m, self.s):
                     if t_in in cals and t_out in cals:
                         cals[t_in] = cals[t_in].copy().merge(cals[t_out])
             ranges = {t: c.compute_range() for t, c in cals.items()}
@@ -425,7 +513,7 @@ class _IntegerQuantizer:
             if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
                 raise InputError(f"default_ranges must be finite with min <= max, not ({lo}, {hi})")
             for t, tensor in enumerate(self.sg.tensors):
-                if tensor.type == FLOAT32 and self.m.tensor_data(0, t) is None and t not in ranges:
+                if tensor.type == FLOAT32 and self.m.tensor_data(self.s, t) is None and t not in ranges:
                     ranges[t] = (lo, hi)
         return ranges
 
@@ -459,7 +547,7 @@ class _IntegerQuantizer:
                     f"tensor {t} ({self.sg.tensors[t].name!r}) has the range [{lo}, {hi}]: the float "
                     "model overflows (or gives NaN) on the representative data")
             return lo, hi
-        data = self.m.tensor_data(0, t)
+        data = self.m.tensor_data(self.s, t)
         if data is not None:
             return float(np.min(data)) if data.size else 0.0, float(np.max(data)) if data.size else 0.0
         raise CalibrationError(f"tensor {t} ({self.sg.tensors[t].name!r}) has no statistics: the "
@@ -492,8 +580,8 @@ class _IntegerQuantizer:
                 name = t.name + "1"
         else:
             name = t.name + suffix
-        return _new_tensor(self.m, 0, t, name=name, buffer=0, quantization=None,
-                           type=t.type, shape=list(t.shape))
+        return _new_tensor(self.m, self.s, t, name=name, buffer=0, quantization=None,
+                           type=t.type, shape=list(t.shape), is_variable=False)
 
     # -- constants ---------------------------------------------------------------------
     def _const(self, t: int, key: tuple, values: np.ndarray, scale, zp, qtype: int, axis: int = 0) -> int:
@@ -502,7 +590,7 @@ class _IntegerQuantizer:
         if full in self.const_cache:
             return self.const_cache[full]
         src = self.sg.tensors[t]
-        new = _new_tensor(self.m, 0, src, type=qtype,
+        new = _new_tensor(self.m, self.s, src, type=qtype,
                           buffer=_new_buffer(self.m, np.ascontiguousarray(values).astype(
                               np.dtype(_NP[qtype]).newbyteorder("<")).tobytes()),
                           quantization=QuantizationParameters(
@@ -513,7 +601,7 @@ class _IntegerQuantizer:
         return new
 
     def _quantize_weight(self, t: int, axis: int) -> int:
-        data = self.m.tensor_data(0, t).astype(np.float32)
+        data = self.m.tensor_data(self.s, t).astype(np.float32)
         carried = self.carried.weights.get(t) if self.carried else None
         if carried is not None and not (self.mode == "uint8" and len(carried.scale) > 1):
             # (legacy uint8 kernels take per-tensor weights only: per-channel QAT
@@ -547,7 +635,7 @@ class _IntegerQuantizer:
 
     def _quantize_bias(self, t: int, s_in: float, s_w: np.ndarray) -> int:
         """int32 (int64 in 16x8) bias, scale f32(double(s_in) * double(s_w)), eq. 16."""
-        data = self.m.tensor_data(0, t).astype(np.float32)
+        data = self.m.tensor_data(self.s, t).astype(np.float32)
         scale = (np.float64(s_in) * s_w.astype(np.float64)).astype(np.float32)
         if len(scale) == 1 and data.size > 1:
             scale_b = np.broadcast_to(scale, data.shape)
@@ -563,7 +651,7 @@ class _IntegerQuantizer:
                            np.zeros(len(scale), np.int64), qtype, 0)
 
     def _quantize_other_const(self, t: int, params=None) -> int:
-        data = self.m.tensor_data(0, t).astype(np.float32)
+        data = self.m.tensor_data(self.s, t).astype(np.float32)
         carried = self.carried.weights.get(t) if self.carried else None
         if params is None and carried is not None and len(carried.scale) == 1 and self.mode in ("int8", "uint8"):
             params = carried.signed() if self.mode == "int8" else carried.unsigned()   # QAT range
@@ -586,9 +674,14 @@ class _IntegerQuantizer:
                 return "denylist"
         if name in PASSTHROUGH:
             return None
+        if name == recurrent.LSTM:
+            why = recurrent.lstm_unsupported(self.m, self.s, op)
+            if why is None and self.mode != "int8":
+                why = f"quantcore quantizes the LSTM in int8 mode only, not {self.mode}"
+            return why
         rule = RULES.get(name)
         if rule is None:
-            return "no quantized kernel rule in quantcore"
+            return recurrent.FLOAT_REASONS.get(name, "no quantized kernel rule in quantcore")
         if self.mode == "int16x8" and not rule.int16:
             return "LiteRT has no 16x8 kernel"
         return None
@@ -600,7 +693,7 @@ class _IntegerQuantizer:
         return tensor_type
 
     def _is_act(self, t: int) -> bool:
-        return t >= 0 and self.sg.tensors[t].type == FLOAT32 and self.m.tensor_data(0, t) is None
+        return t >= 0 and self.sg.tensors[t].type == FLOAT32 and self.m.tensor_data(self.s, t) is None
 
     def run(self) -> None:
         sg, m = self.sg, self.m
@@ -647,11 +740,18 @@ class _IntegerQuantizer:
         # The MLIR quantizer (int8) propagates shared scales backwards; the legacy
         # quantizer used for 16x8 requantizes instead.
         self.forced = self._shared_scale_constraints() if self.mode != "int16x8" else {}
+        for k, params in self.out_params.items():   # loop body outputs: produced at the loop's scale
+            if sg.outputs[k] not in sg.inputs:
+                self.forced[sg.outputs[k]] = params
+        outputs -= {sg.outputs[k] for k in self.out_params}
         # Graph inputs.
         for t in sg.inputs:
             if not self._is_act(t):
                 continue
-            if self.in_type == np.float32:
+            if t in self.in_params:   # a quantized loop-carried value
+                self._set(t, *self.in_params[t], qtype)
+                home[t] = "q"
+            elif self.in_type == np.float32:
                 home[t] = "f"
             else:
                 scale, zp = self._tensor_params(t)
@@ -673,6 +773,26 @@ class _IntegerQuantizer:
                                                for t in op.inputs):
                 new_ops.append(op)
                 continue
+            if name not in RULES and name != recurrent.LSTM and not any(
+                    self._is_act(t) or (t >= 0 and home.get(t) == "q") for t in op.inputs + op.outputs):
+                new_ops.append(op)   # no float data (control flow on integers, resource handles)
+                continue
+            if name == "WHILE" and o in self.loop_plans:
+                kept, dequantize = recurrent.quantize_while(self, self.loop_plans[o], op, home,
+                                                            float_version, emit, outputs)
+                if kept:
+                    self.float_ops.append((o, name, kept))
+                new_ops.append(op)
+                for tq, t in dequantize:
+                    emit("DEQUANTIZE", tq, t)
+                continue
+            if reason is None and name == recurrent.LSTM:
+                recurrent.quantize_lstm(self, o, op, home, quantized_version, outputs, q_of, emit)
+                new_ops.append(op)
+                for t, tq in self.lstm_pending:
+                    emit("DEQUANTIZE", tq, t)
+                self.lstm_pending = []
+                continue
             if reason is not None or name in PASSTHROUGH:
                 if reason is not None:
                     self.float_ops.append((o, name, reason))
@@ -687,6 +807,8 @@ class _IntegerQuantizer:
                                 f"({reason}); use inference_output_type=float32")
                 continue
             self._quantize_op(o, op, name, home, quantized_version, emit, new_ops, outputs, q_of)
+        for k, params in self.out_params.items():
+            recurrent.fix_loop_output(self, k, params, home, emit)
         sg.operators = new_ops
 
     def _shared_scale_constraints(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -722,6 +844,9 @@ class _IntegerQuantizer:
                     pop = sg.operators[producer[t]]
                     pname = m.op_name(pop)
                     prule = RULES.get(pname)
+                    if pname == recurrent.LSTM and not self._denied(producer[t], pop, pname):
+                        forced[t] = params   # the integer LSTM produces any output parameters
+                        break
                     if prule is None or self._denied(producer[t], pop, pname) or prule.fixed_output:
                         break
                     forced[t] = params
@@ -743,7 +868,7 @@ class _IntegerQuantizer:
             if self._is_act(t) or home.get(t) == "q" or t in q_of:
                 ins[j] = quantized_version(t)
         for j, axis in rule.weights.items():
-            if j < len(ins) and ins[j] >= 0 and self.m.tensor_data(0, ins[j]) is not None \
+            if j < len(ins) and ins[j] >= 0 and self.m.tensor_data(self.s, ins[j]) is not None \
                     and sg.tensors[ins[j]].type == FLOAT32:
                 ins[j] = self._quantize_weight(ins[j], axis)
         if rule.bias is not None and rule.bias < len(ins) and ins[rule.bias] >= 0 \
@@ -757,7 +882,7 @@ class _IntegerQuantizer:
             t0 = op.outputs[0]
             out_params = self.forced.get(t0) or self._tensor_params(t0)
         for j, t in enumerate(ins):
-            if t >= 0 and sg.tensors[t].type == FLOAT32 and self.m.tensor_data(0, t) is not None:
+            if t >= 0 and sg.tensors[t].type == FLOAT32 and self.m.tensor_data(self.s, t) is not None:
                 if rule.quantized_inputs is not None and j not in rule.quantized_inputs:
                     continue
                 ins[j] = self._quantize_other_const(t, out_params)

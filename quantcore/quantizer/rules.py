@@ -58,6 +58,7 @@ RULES: dict[str, OpRule] = {
     "SPACE_TO_BATCH_ND": _SAME, "BATCH_TO_SPACE_ND": _SAME, "DEPTH_TO_SPACE": _SAME,
     "SPACE_TO_DEPTH": _SAME, "RESIZE_BILINEAR": _SAME, "RESIZE_NEAREST_NEIGHBOR": _SAME,
     "SPLIT": OpRule(same_as_input=True, quantized_inputs=(1,)), "SPLIT_V": _SAME, "UNPACK": _SAME,
+    "REVERSE_V2": _SAME,
     "REDUCE_MAX": _SAME, "REDUCE_MIN": _SAME, "BROADCAST_TO": _SAME,
     "CONCATENATION": OpRule(shared=True), "PACK": OpRule(shared=True),
     "MAXIMUM": OpRule(shared=True), "MINIMUM": OpRule(shared=True),
