@@ -10,7 +10,7 @@ Public API (imported lazily, so ``import quantcore`` stays light)::
     quantcore.prune(model, sparsity=0.5) / quantcore.cluster(model, clusters=16) -> bytes
 """
 from quantcore.errors import (CalibrationError, InputError, ModelFormatError, NumericsPathError,
-                              QuantcoreError, UnsupportedOpError)
+                              QuantcoreError, ResourceLimitError, UnsupportedOpError)
 
 __version__ = "0.1.0"
 
@@ -37,4 +37,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["CalibrationError", "InputError", "ModelFormatError", "NumericsPathError",
-           "QuantcoreError", "UnsupportedOpError", "__version__", *_LAZY]
+           "QuantcoreError", "ResourceLimitError", "UnsupportedOpError", "__version__", *_LAZY]

@@ -65,3 +65,13 @@ class NumericsPathError(QuantcoreError):
     example the reference int8 SOFTMAX on a tiny input scale); the message says why
     and which other path can run the model.
     """
+
+
+class ResourceLimitError(QuantcoreError):
+    """The machine ran out of memory for an operator's working arrays.
+
+    The reader refuses tensors a model declares beyond its memory budget, but kernels
+    also hold int64/float64 working copies (up to ~16x an output's bytes), and the
+    free memory is the machine's, not the model's, to decide. Raised with the
+    operator's path instead of letting a ``MemoryError`` escape.
+    """

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from quantcore.errors import InputError, ModelFormatError, NumericsPathError
+from quantcore.errors import InputError, ModelFormatError, NumericsPathError, ResourceLimitError
 from quantcore.schema import DEFAULT_MEMORY_BUDGET, read_model
 from quantcore.schema import _schema_desc as _desc
 from quantcore.schema.builder import options_table_for
@@ -410,8 +410,15 @@ class Interpreter:
                 # (LiteRT's Prepare resizes every output): prepare again with the
                 # shapes the operator actually gets.
                 p = state.ops[k] = self._prepare_op(state, p.index)
-            with np.errstate(**_FLOAT_RANGE):
-                results = p.kernel.eval(p.params, *args)
+            try:
+                with np.errstate(**_FLOAT_RANGE):
+                    results = p.kernel.eval(p.params, *args)
+            except MemoryError:
+                shapes = [None if a is None else list(a.shape) for a in args]
+                raise ResourceLimitError(
+                    f"subgraphs[{state.index}].operators[{p.index}]: {p.name} ran out of memory "
+                    f"for its working arrays (input shapes {shapes}); the model's tensors are "
+                    "within the reader's memory budget, the machine's free memory is not enough") from None
             if len(results) != len(p.outputs):
                 raise ModelFormatError(f"{p.name} produced {len(results)} outputs, the model "
                                        f"declares {len(p.outputs)}",

@@ -288,3 +288,22 @@ def test_required_input_marked_absent_is_model_format_error():
     with pytest.raises(ModelFormatError, match=r"input 0 is required but marked absent \(-1\)") as info:
         Interpreter(model_content=write_model(model)).allocate_tensors()
     assert info.value.path == "subgraphs[0].operators[0].inputs[0]"
+
+
+def test_memory_error_in_a_kernel_becomes_resource_limit_error(monkeypatch):
+    """A kernel whose working arrays do not fit in the machine's memory: a
+    ResourceLimitError naming the operator, not a MemoryError (ROBUSTNESS.md)."""
+    from quantcore.errors import ResourceLimitError
+    from quantcore.runtime.ops import conv_2d
+
+    def no_memory(params, *args):
+        raise MemoryError("Unable to allocate 64.0 GiB for an array")
+
+    it = Interpreter(model_path=str(FIXTURES / "small_cnn_int8.tflite"))
+    it.allocate_tensors()
+    d = it.get_input_details()[0]
+    it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+    monkeypatch.setattr(conv_2d, "eval", no_memory)
+    with pytest.raises(ResourceLimitError, match=r"subgraphs\[0\]\.operators\[\d+\]: CONV_2D ran out of memory"):
+        it.invoke()
+    assert issubclass(ResourceLimitError, QuantcoreError)
