@@ -52,6 +52,7 @@ class _PreparedOp:
     outputs: list[int]
     folded: bool = False      # evaluated once in allocate_tensors (constant inputs)
     in_shapes: tuple = ()     # the input shapes prepare saw (None for absent inputs)
+    out_dtypes: tuple = ()    # the declared NumPy dtype of each output (None for absent)
 
 
 def _constant(model: Model, s: int, i: int) -> np.ndarray | None:
@@ -246,8 +247,9 @@ class Interpreter:
         with np.errstate(**_PREPARE_FLOAT):
             params = kernel.prepare(ctx)
         in_shapes = tuple(None if i < 0 else tuple(state.shapes[i]) for i in op.inputs)
+        out_dtypes = tuple(None if t < 0 else numpy_dtype(state.sg.tensors[t].type) for t in op.outputs)
         return _PreparedOp(o, code.name, kernel, params, list(op.inputs), list(op.outputs),
-                           in_shapes=in_shapes)
+                           in_shapes=in_shapes, out_dtypes=out_dtypes)
 
     def _reset_variables(self, state: _SubgraphState) -> None:
         """``ResetVariableTensor``: zeros, the int8 zero point for int8 (a memset)."""
@@ -399,46 +401,48 @@ class Interpreter:
         for i in state.sg.inputs:
             if state.values[i] is None:
                 raise InputError(f"input tensor {i} ({state.sg.tensors[i].name!r}) was not set")
-        values = state.values
+        values, shapes = state.values, state.shapes
         observer = self.op_observer
-        for k, p in enumerate(state.ops):
-            if p.folded:
-                continue
-            args = [None if i < 0 else values[i] for i in p.inputs]
-            if tuple(None if a is None else a.shape for a in args) != p.in_shapes:
-                # An earlier operator produced a shape other than the declared one
-                # (LiteRT's Prepare resizes every output): prepare again with the
-                # shapes the operator actually gets.
-                p = state.ops[k] = self._prepare_op(state, p.index)
-            try:
-                with np.errstate(**_FLOAT_RANGE):
+        with np.errstate(**_FLOAT_RANGE):       # once per invoke, not per operator
+            for k, p in enumerate(state.ops):
+                if p.folded:
+                    continue
+                args = [None if i < 0 else values[i] for i in p.inputs]
+                if tuple(None if a is None else a.shape for a in args) != p.in_shapes:
+                    # An earlier operator produced a shape other than the declared one
+                    # (LiteRT's Prepare resizes every output): prepare again with the
+                    # shapes the operator actually gets.
+                    p = state.ops[k] = self._prepare_op(state, p.index)
+                try:
                     results = p.kernel.eval(p.params, *args)
-            except MemoryError:
-                shapes = [None if a is None else list(a.shape) for a in args]
-                raise ResourceLimitError(
-                    f"subgraphs[{state.index}].operators[{p.index}]: {p.name} ran out of memory "
-                    f"for its working arrays (input shapes {shapes}); the model's tensors are "
-                    "within the reader's memory budget, the machine's free memory is not enough") from None
-            if len(results) != len(p.outputs):
-                raise ModelFormatError(f"{p.name} produced {len(results)} outputs, the model "
-                                       f"declares {len(p.outputs)}",
-                                       f"subgraphs[{state.index}].operators[{p.index}]")
-            for j, (t, r) in enumerate(zip(p.outputs, results)):
-                if t >= 0:
-                    declared = numpy_dtype(state.sg.tensors[t].type)
+                except MemoryError:
+                    raise ResourceLimitError(
+                        f"subgraphs[{state.index}].operators[{p.index}]: {p.name} ran out of memory "
+                        f"for its working arrays (input shapes "
+                        f"{[None if a is None else list(a.shape) for a in args]}); the model's tensors "
+                        "are within the reader's memory budget, the machine's free memory is not "
+                        "enough") from None
+                if len(results) != len(p.outputs):
+                    raise ModelFormatError(f"{p.name} produced {len(results)} outputs, the model "
+                                           f"declares {len(p.outputs)}",
+                                           f"subgraphs[{state.index}].operators[{p.index}]")
+                for j, (t, r, declared) in enumerate(zip(p.outputs, results, p.out_dtypes)):
+                    if t < 0:
+                        continue
                     if r.dtype != declared:
                         # The operators reading t were prepared for the declared type.
                         raise ModelFormatError(
                             f"{p.name} computes {r.dtype} for tensor {t}, the model declares "
                             f"{state.sg.tensors[t].type_name}",
                             f"subgraphs[{state.index}].operators[{p.index}].outputs[{j}]")
-                    if any(d >= 2**31 for d in r.shape):  # empty, yet dims LiteRT cannot hold
+                    shape = r.shape
+                    if shape and max(shape) >= 2**31:  # empty, yet dims LiteRT cannot hold
                         raise InputError(f"subgraphs[{state.index}].operators[{p.index}]: {p.name} "
-                                         f"computes shape {list(r.shape)}, beyond int32 dimensions")
+                                         f"computes shape {list(shape)}, beyond int32 dimensions")
                     values[t] = r
-                    state.shapes[t] = tuple(r.shape)
-            if observer is not None:
-                observer(state.index, p, args, results)
+                    shapes[t] = shape
+                if observer is not None:
+                    observer(state.index, p, args, results)
 
     # -- signatures ----------------------------------------------------------------
     def get_signature_list(self) -> dict[str, dict[str, list[str]]]:
