@@ -373,3 +373,21 @@ def test_worker_arguments():
     one = calibrate(m, dataset(1), "percentile", workers=4)   # fewer samples than workers: in process
     assert bits(one[m.subgraphs[0].inputs[0]].compute_range()) == \
         bits(calibrate(m, dataset(1), "percentile")[m.subgraphs[0].inputs[0]].compute_range())
+
+
+def test_array_samples_with_or_without_batch_dimension_give_the_same_model():
+    """An array dataset indexes samples on axis 0; each sample may carry the model's
+    batch dimension of 1 or not ([16, 1, 8, 4] and [16, 8, 4] for a [1, 8, 4] input).
+    Any other shape is a CalibrationError naming both shapes as plain integers."""
+    from pathlib import Path
+
+    import quantcore
+    from quantcore.errors import CalibrationError
+
+    d = Path(__file__).parent / "fixtures" / "recurrent"
+    calib = np.load(d / "lstm_tfkeras_calib.npy")          # [16, 1, 8, 4]
+    model = d / "lstm_tfkeras_float32.tflite"
+    assert quantcore.quantize(model, representative_dataset=calib) == \
+        quantcore.quantize(model, representative_dataset=calib.reshape(16, 8, 4))
+    with pytest.raises(CalibrationError, match=r"has shape \[1, 4, 8\], the model expects \[1, 8, 4\]"):
+        quantcore.quantize(model, representative_dataset=calib.reshape(16, 4, 8))

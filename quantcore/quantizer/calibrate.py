@@ -29,6 +29,14 @@ def iterate_dataset(dataset: Any) -> Iterable:
     return dataset
 
 
+def _batchless(shape) -> tuple[int, ...]:
+    """``shape`` without its leading dimensions of size 1."""
+    dims = [int(v) for v in shape]
+    while dims and dims[0] == 1:
+        dims.pop(0)
+    return tuple(dims)
+
+
 def _sample_inputs(sample: Any, model: Model, index: int) -> list[np.ndarray]:
     sg = model.subgraphs[0]
     names = [sg.tensors[i].name for i in sg.inputs]
@@ -207,11 +215,13 @@ def _run_loop(model: Model, samples: Iterable, calibrator: str | Calibrator, ten
                     raise CalibrationError(f"sample {n}: input {d['name']!r} has dtype {x.dtype}, "
                                            f"the model expects {np.dtype(d['dtype'])}")
             if tuple(x.shape) != tuple(d["shape"]):
-                if x.size == int(np.prod(d["shape"])) and x.shape == tuple(d["shape"][1:]):
+                if x.size == int(np.prod(d["shape"])) and _batchless(x.shape) == _batchless(d["shape"]):
+                    # the same sample with or without leading batch dimensions of 1
+                    # ([8, 4], [1, 8, 4] and [1, 1, 8, 4] for a [1, 8, 4] input)
                     x = x.reshape(d["shape"])
                 else:
                     raise CalibrationError(f"sample {n}: input {d['name']!r} has shape {list(x.shape)}, "
-                                           f"the model expects {list(d['shape'])}")
+                                           f"the model expects {[int(v) for v in d['shape']]}")
             it.set_tensor(d["index"], x.astype(d["dtype"]))
         it.invoke()
         for i in tensors:
