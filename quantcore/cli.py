@@ -264,8 +264,10 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--numerics", default="reference",
                    choices=["reference", "optimized", "xnnpack", "micro", "all"],
                    help="LiteRT path to compare with: reference (BUILTIN_REF), optimized "
-                        "(BUILTIN_WITHOUT_DEFAULT_DELEGATES), xnnpack (BUILTIN), or all: the three "
-                        "paths side by side, naming the path that explains each difference")
+                        "(BUILTIN_WITHOUT_DEFAULT_DELEGATES), xnnpack (BUILTIN); micro: TFLite "
+                        "Micro (pip install 'quantcore[micro]'); or all: the three LiteRT paths "
+                        "side by side, plus TFLite Micro when tflite-micro is installed, naming "
+                        "the path that explains each difference")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the table as JSON")
     p.add_argument("--seed", type=int, default=0)
     _model_explorer_arguments(p, "per operator: differing elements and max LSB difference; with "

@@ -192,8 +192,8 @@ def compare(model: Any, inputs: list[np.ndarray] | None = None, *, numerics: str
     for o, op in enumerate(sg.operators):
         name = m.op_name(op)
         for t in op.outputs:
-            if t < 0 or t not in theirs.tensors:
-                continue
+            if t < 0 or t not in theirs.tensors or np.asarray(theirs.tensors[t]).dtype == object:
+                continue    # not exposed, or a RESOURCE tensor (opaque in LiteRT)
             tensor = sg.tensors[t]
             ours = it.get_tensor(t)
             ref = theirs.tensors[t]
@@ -265,8 +265,11 @@ def write_json(result: "CompareResult | ComparePathsResult", path: str | os.Path
 # All three LiteRT numerics paths at once
 # ---------------------------------------------------------------------------
 PATHS = ("reference", "optimized", "xnnpack")
+MICRO = "micro"
 _RESOLVER_NAMES = {"reference": "BUILTIN_REF", "optimized": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
-                   "xnnpack": "BUILTIN (XNNPACK)"}
+                   "xnnpack": "BUILTIN (XNNPACK)", MICRO: "TFLite Micro"}
+MICRO_SKIPPED = ("TFLite Micro: skipped, tflite-micro is not installed "
+                 "(pip install 'quantcore[micro]' to compare with TFLM's reference kernels too)")
 
 
 @dataclass
@@ -301,6 +304,9 @@ class PathsRow:
     against the reference arithmetic, evaluated by quantcore on identical inputs (the
     reference path's input tensors), so an inherited difference is told apart from
     one this operator makes. ``arithmetic[path]`` names what runs on that path.
+    With TFLite Micro beside them, ``ours["micro"]`` is quantcore's micro mode against
+    TFLM and ``tflm_vs_reference`` TFLM against LiteRT's reference path (its local
+    counterpart is ``local_pairs["reference~micro"]``).
     """
     op_index: int
     op: str
@@ -314,6 +320,9 @@ class PathsRow:
     arithmetic: dict[str, str]
     explanation: str = ""
     local_pairs: dict[str, Difference | None] = field(default_factory=dict)
+    # TFLite Micro (path "micro") against LiteRT's reference path; None when TFLM did not
+    # run (``litert`` keeps LiteRT's own three pairs only).
+    tflm_vs_reference: Difference | None = None
 
 
 @dataclass
@@ -323,6 +332,7 @@ class ComparePathsResult:
     litert_errors: dict[str, str]
     quantcore_errors: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    paths: tuple[str, ...] = PATHS   # LiteRT's three, plus "micro" when TFLM ran beside them
 
     @property
     def equal(self) -> bool:
@@ -332,7 +342,7 @@ class ComparePathsResult:
 
     @property
     def exit_code(self) -> int:
-        ran = [p for p in PATHS if p not in self.litert_errors and p not in self.quantcore_errors]
+        ran = [p for p in self.paths if p not in self.litert_errors and p not in self.quantcore_errors]
         if not ran:
             return 2
         return 0 if self.equal else 1
@@ -340,7 +350,7 @@ class ComparePathsResult:
     def to_json(self) -> dict:
         def d(x):
             return None if x is None else asdict(x)
-        return {"paths": list(PATHS), "equal": self.equal, "litert_errors": self.litert_errors,
+        return {"paths": list(self.paths), "equal": self.equal, "litert_errors": self.litert_errors,
                 "quantcore_errors": self.quantcore_errors, "notes": self.notes,
                 "rows": [{"op_index": r.op_index, "op": r.op, "tensor": r.tensor, "name": r.name,
                           "dtype": r.dtype, "num_elements": r.num_elements,
@@ -348,23 +358,25 @@ class ComparePathsResult:
                           "litert_paths": {k: d(v) for k, v in r.litert.items()},
                           "local_vs_reference": {k: d(v) for k, v in r.local.items()},
                           "local_pairs": {k: d(v) for k, v in r.local_pairs.items()},
+                          "tflm_vs_litert_reference": d(r.tflm_vs_reference),
                           "arithmetic": r.arithmetic, "explanation": r.explanation}
                          for r in self.rows]}
 
     def format(self) -> str:
         lines = []
         for p, e in self.litert_errors.items():
-            lines.append(f"LiteRT {p} ({_RESOLVER_NAMES[p]}) failed: {e}")
+            lines.append(f"TFLite Micro failed: {e}" if p == MICRO else
+                         f"LiteRT {p} ({_RESOLVER_NAMES[p]}) failed: {e}")
         for p, e in self.quantcore_errors.items():
             lines.append(f"quantcore {p} failed: {e}")
         head = (f"{'op':>4}  {'type':<18} {'tensor':<28} {'dtype':<7} "
-                + " ".join(f"{p[:3] + '=':<9}" for p in PATHS) + " LiteRT paths")
+                + " ".join(f"{p[:3] + '=':<9}" for p in self.paths) + " paths that disagree")
         lines.append(head)
         lines.append("-" * len(head))
         for r in self.rows:
             name = (r.name[:25] + "...") if len(r.name) > 28 else r.name
             cells = []
-            for p in PATHS:
+            for p in self.paths:
                 dd = r.ours.get(p)
                 cell = "-" if dd is None else "yes" if dd.equal else "~" if (
                     r.dtype.startswith("float") and dd.close) else f"NO {dd.max_lsb:g}" \
@@ -373,17 +385,30 @@ class ComparePathsResult:
             lines.append(f"{r.op_index:>4}  {r.op:<18} {name:<28} {r.dtype:<7} " + " ".join(cells)
                          + " " + (r.explanation or "all agree"))
         lines.append("")
-        lines.append("columns ref=/opt=/xnn=: quantcore on that path equals LiteRT on that path "
-                     "(NO n: max difference n LSB; ~: float tensor within 1e-6 of its range; "
+        columns = "/".join(p[:3] + "=" for p in self.paths)
+        lines.append(f"columns {columns}: quantcore on that path equals LiteRT on that path"
+                     + (" (mic=: quantcore micro equals TFLite Micro)" if MICRO in self.paths else "")
+                     + " (NO n: max difference n LSB; ~: float tensor within 1e-6 of its range; "
                      "-: not run or not exposed)")
-        first = next((r for r in self.rows if any(dd is not None and not dd.equal
-                                                  for dd in r.litert.values())), None)
+
+        def first_where(keep) -> PathsRow | None:
+            return next((r for r in self.rows if any(
+                dd is not None and not dd.equal for k, dd in _pairs(r).items() if keep(k))), None)
+        first = first_where(lambda k: MICRO not in k.split("~"))
         if first is None:
             if len([p for p in PATHS if p not in self.litert_errors]) > 1:
                 lines.append("LiteRT's numerics paths agree on every exposed tensor")
         else:
             lines.append(f"first operator where LiteRT's paths disagree: {first.op_index} {first.op}: "
-                         f"{first.explanation}")
+                         f"{_explain(first, lambda k: MICRO not in k.split('~'))}")
+        if MICRO in self.paths and MICRO not in self.litert_errors and "reference" not in self.litert_errors:
+            first_micro = first_where(lambda k: k == f"reference~{MICRO}")
+            if first_micro is None:
+                lines.append("TFLite Micro equals LiteRT's reference path on every tensor both expose")
+            else:
+                lines.append(f"first operator where TFLite Micro and LiteRT's reference path disagree: "
+                             f"{first_micro.op_index} {first_micro.op}: "
+                             f"{_explain(first_micro, lambda k: k == f'reference~{MICRO}')}")
         for n in self.notes:
             lines.append(f"note: {n}")
         return "\n".join(lines)
@@ -394,6 +419,8 @@ def _difference(a: np.ndarray | None, b: np.ndarray | None) -> Difference | None
         return None
     a = np.asarray(a)
     b = np.asarray(b)
+    if a.dtype == object or b.dtype == object:
+        return None     # a RESOURCE tensor (LiteRT gives an opaque object): nothing to compare
     if a.shape != b.shape:
         return Difference(int(max(a.size, b.size)), float("inf"), float("inf"))
     if a.dtype.kind == "f" or b.dtype.kind == "f":
@@ -416,7 +443,27 @@ def _arithmetic_name(params: Any, path: str) -> str:
     how = getattr(params, "how", None)
     if isinstance(how, str):
         return how
-    return "reference" if path == "reference" else "same as reference"
+    if path != "reference" and hasattr(params, "requant"):
+        # CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED...: the path's arithmetic is the
+        # Requant of runtime/ops/_paths.py (None: the reference requantization).
+        return _requant_name(getattr(params, "requant"))
+    return "reference" if path == "reference" else "reference arithmetic"
+
+
+_REQUANT_NAMES = {"fp32": "xnnpack (fp32 requantization)",
+                  "mbqm32": "tflite-micro (fixed-point MultiplyByQuantizedMultiplier)",
+                  "mbqm64": "tflite-micro (int64 MultiplyByQuantizedMultiplier)",
+                  "ties_up": "litert-optimized (ruy, ties rounded up)",
+                  "channel_blocks": "litert-optimized (vector blocks over channels)",
+                  "flat_blocks": "litert-optimized (vector blocks over elements)"}
+
+
+def _requant_name(requant: Any) -> str:
+    """The name of a :class:`runtime.ops._paths.Requant` mode (None: the reference)."""
+    if requant is None:
+        return "reference arithmetic"
+    mode = getattr(requant, "mode", None)
+    return _REQUANT_NAMES.get(mode, f"requantization {mode!r}")
 
 
 def _run_quantcore(data: bytes, inputs: list[np.ndarray], path: str):
@@ -441,12 +488,22 @@ def _local_outputs(it, op_index: int, values: list[np.ndarray | None]) -> list[n
         return None
 
 
-def _explain(r: PathsRow) -> str:
+def _pairs(r: PathsRow) -> dict[str, Difference | None]:
+    """LiteRT's path pairs, and ``reference~micro`` when TFLite Micro ran."""
+    pairs = dict(r.litert)
+    if r.tflm_vs_reference is not None:
+        pairs[f"reference~{MICRO}"] = r.tflm_vs_reference
+    return pairs
+
+
+def _explain(r: PathsRow, keep=lambda key: True) -> str:
     """``"reference != optimized (1 LSB on 37 of 592 elements, made by this op: ...)"`` for
-    every pair of LiteRT paths that disagree on this tensor."""
+    every pair of paths (LiteRT's, and TFLite Micro against LiteRT's reference) that
+    disagree on this tensor; ``keep(pair key)`` selects the pairs. "made by this op"
+    names what each non-reference path of the pair runs (``arithmetic``)."""
     parts = []
-    for key, dd in r.litert.items():
-        if dd is None or dd.equal:
+    for key, dd in _pairs(r).items():
+        if dd is None or dd.equal or not keep(key):
             continue
         a, b = key.split("~")
         why = ""
@@ -463,7 +520,7 @@ def _explain(r: PathsRow) -> str:
 
 
 def compare_all(model: Any, inputs: list[np.ndarray] | None = None, seed: int = 0, *,
-                oracle: LiteRTOracle | None = None) -> ComparePathsResult:
+                oracle: LiteRTOracle | None = None, micro: bool | None = None) -> ComparePathsResult:
     """Run ``model`` on LiteRT's three numerics paths (``BUILTIN_REF``,
     ``BUILTIN_WITHOUT_DEFAULT_DELEGATES``, ``BUILTIN`` with XNNPACK) and in quantcore on
     the matching three paths, and report per operator output which paths agree.
@@ -481,6 +538,12 @@ def compare_all(model: Any, inputs: list[np.ndarray] | None = None, seed: int = 
     own partition so its output is exposed; the final outputs of a normal (fused) run
     are compared with those and the result is stated in ``notes``. A tensor LiteRT does
     not expose is shown as not compared.
+
+    TFLite Micro runs beside them as a fourth path, ``"micro"`` (its interpreter from
+    the ``tflite-micro`` package, in a child process, against quantcore's
+    ``numerics="micro"``), when ``micro`` is True, or when it is None (the default) and
+    tflite-micro is installed; otherwise a note says it was skipped and how to install
+    it. Its pair ``reference~micro`` compares TFLM with LiteRT's reference path.
     """
     data = model if isinstance(model, (bytes, bytearray)) else open(model, "rb").read() \
         if isinstance(model, (str, os.PathLike)) else None
@@ -514,9 +577,22 @@ def compare_all(model: Any, inputs: list[np.ndarray] | None = None, seed: int = 
         else:
             notes.append("LiteRT xnnpack: the final outputs of the normal fused run DIFFER from the run "
                          "with experimental_preserve_all_tensors used for the intermediate tensors")
+    paths = PATHS
+    if micro is None:
+        from quantcore.micro_oracle import available
+        micro = available()
+        if not micro:
+            notes.append(MICRO_SKIPPED)
+    if micro:
+        paths = PATHS + (MICRO,)
+        tflm = _run_micro_guarded(data, inputs)
+        if tflm.ok:
+            theirs[MICRO] = tflm
+        else:
+            litert_errors[MICRO] = tflm.error or "failed"
     ours: dict[str, Any] = {}
     quantcore_errors: dict[str, str] = {}
-    for p in PATHS:
+    for p in paths:
         try:
             ours[p] = _run_quantcore(data, inputs, p)
         except Exception as e:  # noqa: BLE001 - reported per path
@@ -529,10 +605,13 @@ def compare_all(model: Any, inputs: list[np.ndarray] | None = None, seed: int = 
         notes.append("LiteRT xnnpack: the XNNPACK delegate unpacks constant weights behind "
                      "DEQUANTIZE/DENSIFY operators into its own buffers and never writes their "
                      f"output tensors ({len(hidden)} here): not compared on that path")
+    pairs = [("reference", "optimized"), ("reference", "xnnpack"), ("optimized", "xnnpack")]
+    if MICRO in paths:
+        pairs.append(("reference", MICRO))
     for o, op in enumerate(sg.operators):
         name = m.op_name(op)
         arithmetic = {}
-        for p in PATHS:
+        for p in paths:
             if p in ours:
                 try:
                     arithmetic[p] = _arithmetic_name(ours[p]._states[0].ops[o].params, p)
@@ -541,7 +620,7 @@ def compare_all(model: Any, inputs: list[np.ndarray] | None = None, seed: int = 
         local_outputs: dict[str, list | None] = {}
         if ref_it is not None:
             values = [None if i < 0 else _get(ref_it, i) for i in op.inputs]
-            for p in PATHS:
+            for p in paths:
                 if p in ours:
                     local_outputs[p] = _local_outputs(ours[p], o, values)
         for k, t in enumerate(op.outputs):
@@ -554,26 +633,36 @@ def compare_all(model: Any, inputs: list[np.ndarray] | None = None, seed: int = 
                     return None
                 return theirs[p].tensors.get(t)
             ours_d = {p: _difference(_get(ours[p], t) if p in ours else None, litert_value(p))
-                      for p in PATHS}
-            lit = {}
-            for a, b in (("reference", "optimized"), ("reference", "xnnpack"), ("optimized", "xnnpack")):
-                lit[f"{a}~{b}"] = _difference(litert_value(a), litert_value(b))
+                      for p in paths}
+            lit = {f"{a}~{b}": _difference(litert_value(a), litert_value(b)) for a, b in pairs
+                   if MICRO not in (a, b)}
             ref_local = (local_outputs.get("reference") or [None] * (k + 1))[k] \
                 if local_outputs.get("reference") is not None else None
             def local_out(p: str):
                 lo = local_outputs.get(p)
                 return lo[k] if lo is not None and k < len(lo) else None
-            local = {p: _difference(local_out(p), ref_local) for p in PATHS}
-            local_pairs = {f"{a}~{b}": _difference(local_out(a), local_out(b))
-                           for a, b in (("reference", "optimized"), ("reference", "xnnpack"),
-                                        ("optimized", "xnnpack"))}
+            local = {p: _difference(local_out(p), ref_local) for p in paths}
+            local_pairs = {f"{a}~{b}": _difference(local_out(a), local_out(b)) for a, b in pairs}
             ref_val = theirs[next(iter(theirs))].tensors.get(t) if theirs else None
             size = int(np.asarray(ref_val).size) if ref_val is not None else size
             row = PathsRow(o, name, t, tensor.name, TensorType(tensor.type).name.lower(), size,
-                           ours_d, lit, local, arithmetic, local_pairs=local_pairs)
+                           ours_d, lit, local, arithmetic, local_pairs=local_pairs,
+                           tflm_vs_reference=_difference(litert_value("reference"), litert_value(MICRO))
+                           if MICRO in paths else None)
             row.explanation = _explain(row)
             rows.append(row)
-    return ComparePathsResult(rows, litert_errors, quantcore_errors, notes)
+    return ComparePathsResult(rows, litert_errors, quantcore_errors, notes, paths)
+
+
+def _run_micro_guarded(data: bytes, inputs: list[np.ndarray]):
+    """:func:`_run_micro`, with a worker that cannot start reported as an error."""
+    from quantcore.micro_oracle import MicroOracleUnavailable
+    from quantcore.oracle import OracleResult
+
+    try:
+        return _run_micro(data, inputs)
+    except MicroOracleUnavailable as e:
+        return OracleResult(error=f"{e} ({MICRO_SKIPPED})")
 
 
 def _xnnpack_unwritten(m: Model) -> set[int]:

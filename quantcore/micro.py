@@ -438,6 +438,10 @@ _OP_PERSISTENT: dict[str, int] = {
     "PADV2": 56, "CONCATENATION": 88, "SPACE_TO_BATCH_ND": 24, "BATCH_TO_SPACE_ND": 24,
     "PRELU": 40, "RESIZE_BILINEAR": 8, "RESIZE_NEAREST_NEIGHBOR": 8, "QUANTIZE": 24,
     "DEQUANTIZE": 24,
+    # OpDataLSTM (kernels/lstm_shared.h: eight FullyConnectedParams, three
+    # ArithmeticParams, sizes, cell-state info, scratch indices) and the options;
+    # measured on the fused LSTMs of tests/fixtures/recurrent (float and int8).
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": 740,
 }
 _DEFAULT_OP = 48
 
@@ -461,6 +465,41 @@ def _op_persistent(model: Model, s: int, o: int) -> int:
     return n
 
 
+RESOURCE_VARIABLES = 16   # sizeof(MicroResourceVariables): pointer + two ints
+RESOURCE_VARIABLE = 40    # sizeof(MicroResourceVariable): 3 pointers, size_t, int8 (padded)
+
+
+def resource_variable_bytes(model: Model) -> int:
+    """Persistent bytes of the resource variables (VAR_HANDLE / ASSIGN_VARIABLE).
+
+    The interpreter creates ``MicroResourceVariables`` with one slot per distinct
+    VAR_HANDLE ``shared_name`` (tflite-micro ``python/tflite_micro/runtime.py``
+    ``count_resource_variables``; ``micro_resource_variable.cc`` ``Create``: two
+    persistent allocations), and ASSIGN_VARIABLE's Prepare allocates each variable's
+    buffer once, of the assigned value's size (``MicroResourceVariables::Allocate``).
+    0 for a model without VAR_HANDLE.
+    """
+    names: dict[str, int] = {}
+    for sg in model.subgraphs:
+        handles = {}
+        for op in sg.operators:
+            if model.operator_codes[op.opcode_index].name == "VAR_HANDLE":
+                name = str((op.options or {}).get("shared_name") or "")
+                names.setdefault(name, 0)
+                handles.update({t: name for t in op.outputs if t >= 0})
+        for op in sg.operators:
+            if model.operator_codes[op.opcode_index].name != "ASSIGN_VARIABLE" or \
+                    len(op.inputs) < 2 or op.inputs[0] not in handles or op.inputs[1] < 0:
+                continue
+            name = handles[op.inputs[0]]
+            if names[name] == 0:
+                names[name] = align_up(_tensor_bytes(sg.tensors[op.inputs[1]]))
+    if not names:
+        return 0
+    return (align_up(RESOURCE_VARIABLES) + align_up(RESOURCE_VARIABLE * len(names))
+            + sum(names.values()))
+
+
 def estimate_tail(model: Model, n_scratch: int) -> dict[str, int]:
     """The persistent tail by part (bytes, 64-bit wheel)."""
     tensors = sum(len(sg.tensors) for sg in model.subgraphs)
@@ -481,6 +520,7 @@ def estimate_tail(model: Model, n_scratch: int) -> dict[str, int]:
     return {"eval_tensors": EVAL_TENSOR * tensors, "nodes": NODE * ops,
             "io_tensors": IO_TENSOR * len(io) + IO_QUANT * quant_io,
             "op_data": opdata, "variables": variables,
+            "resource_variables": resource_variable_bytes(model),
             "scratch_handles": SCRATCH_HANDLE * n_scratch,
             "allocator": ALLOCATOR_BASE}
 

@@ -230,6 +230,9 @@ def _message(error: Exception, printed: str) -> str:
     return f"{text} ({'; '.join(lines[-6:])})" if lines else text
 
 
+_OPAQUE_TYPES = (13, 15)   # TensorType RESOURCE, VARIANT (schema.fbs)
+
+
 def _serve_run(runtime, req) -> dict:
     config = (runtime.InterpreterConfig.kPreserveAllTensors if req["preserve"]
               else runtime.InterpreterConfig.kAllocationRecording)
@@ -241,7 +244,11 @@ def _serve_run(runtime, req) -> dict:
     if error is not None:
         return {"error": _message(error, printed)}
     m = runtime.convert_bytearray_to_object(bytearray(req["model"]))
-    counts = [len(sg.tensors or []) for sg in (m.subgraphs or [])] if req["preserve"] else []
+    # GetTensor on a RESOURCE or VARIANT tensor (a VAR_HANDLE output) dereferences
+    # data TFLM never wrote for it and segfaults (measured, tflite-micro wheel): skip
+    # those; the variable's value is read through READ_VARIABLE's output.
+    readable = [[i for i, t in enumerate(sg.tensors or []) if t.type not in _OPAQUE_TYPES]
+                for sg in (m.subgraphs or [])] if req["preserve"] else []
     n_outputs = len(m.subgraphs[0].outputs if m.subgraphs[0].outputs is not None else [])
     outputs, tensors = [], []
     for inputs in req["invokes"]:
@@ -257,8 +264,8 @@ def _serve_run(runtime, req) -> dict:
             return {"error": _message(error, printed), "outputs": outputs, "tensors": tensors}
         outputs.append(outs)
         kept = {}
-        for s, n in enumerate(counts):
-            for i in range(n):
+        for s, indices in enumerate(readable):
+            for i in indices:
                 try:
                     t = it.GetTensor(i, s)
                 except Exception:

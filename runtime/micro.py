@@ -36,6 +36,12 @@ Operators whose TFLM arithmetic differs from LiteRT's reference path:
 * MUL int8/int16: the multiplier is built in double,
   ``double(s1) * double(s2) / double(s_out)`` (``mul_common.cc``); LiteRT computes
   ``f32(f32(s1 * s2) / s_out)``.
+* UNIDIRECTIONAL_SEQUENCE_LSTM int8 (int16 cell): TFLM's own LSTM (``lstm_eval.h``),
+  built from FULLY_CONNECTED, saturating ADD, the int16 LOGISTIC/TANH and MUL kernels,
+  where LiteRT runs ``LstmStepInteger8x8_16``: :func:`micro_lstm_sequence` (1 LSB
+  apart on a few percent of the outputs of a trained LSTM). TFLM runs only the plain
+  24-input LSTM (no CIFG, peephole, projection or layer norm; :func:`micro_support`).
+  The float LSTM computes what LiteRT's does (measured within 1e-5 of the range).
 """
 from __future__ import annotations
 
@@ -186,6 +192,10 @@ def micro_support(model, s: int, o: int) -> str | None:
                 return f"hybrid {x} x {w} weights (TFLite Micro has no hybrid kernels)"
             return f"{x} input with {w} weights (TFLite Micro supports float32 x float32, " \
                    "int8 x int8, int16 x int8)"
+    if name == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+        reason = _lstm_support(types)
+        if reason is not None:
+            return reason
     if name == "DEQUANTIZE" and t0 == "FLOAT16":
         return "float16 DEQUANTIZE (TFLite Micro dequantizes int8, int16 and uint8 only)"
     if name == "QUANTIZE" and op.outputs:
@@ -194,6 +204,30 @@ def micro_support(model, s: int, o: int) -> str | None:
               (_I8, _I16), (_I8, _I32), (_I16, _I16), (_I16, _I32), (_I32, _I8), (_I32, _I16)}
         if (t0, out) not in ok:
             return f"QUANTIZE {t0} -> {out} (not among TFLite Micro's type pairs)"
+    return None
+
+
+def _lstm_support(types: list[str | None]) -> str | None:
+    """``LstmTensors::ValidateTensorStatus`` and ``UnidirectionalSequenceLstmPrepare``
+    (lstm_eval.cc, unidirectional_sequence_lstm.cc): 24 inputs; the input-gate weights
+    (no CIFG), all eight weights of one type and the four biases of one type; no
+    peephole (inputs 9-11), projection (16-17) or layer norm (20-23); the hidden state
+    of the input's type; an int16 or float32 cell state."""
+    if len(types) != 24:
+        return f"{len(types)} inputs (TFLite Micro's LSTM takes the 24-input form)"
+    if any(types[i] is None for i in range(1, 9)):
+        return "CIFG (no input gate): TFLite Micro's LSTM needs all eight gate weights"
+    for lo, hi, what in ((9, 12, "peephole"), (16, 18, "projection"), (20, 24, "layer norm")):
+        if any(types[i] is not None for i in range(lo, hi)):
+            return f"{what} LSTM (TFLite Micro's LSTM has no {what})"
+    if len({types[i] for i in range(1, 9)}) != 1 or len({types[i] for i in range(12, 16)}) != 1:
+        return "LSTM weights (or biases) of mixed types"
+    if types[18] != types[0]:
+        return f"hidden state {types[18]} differs from the input type {types[0]}"
+    if types[0] == _F and types[1] != _F:
+        return f"hybrid {types[0]} x {types[1]} LSTM (TFLite Micro has no hybrid kernels)"
+    if types[19] not in (_F, _I16):
+        return f"cell state {types[19]} (TFLite Micro's LSTM needs int16 or float32)"
     return None
 
 
@@ -279,3 +313,176 @@ def softmax_int16_tables() -> tuple[np.ndarray, np.ndarray]:
 
 
 _SOFTMAX16: tuple[np.ndarray, np.ndarray] | None = None
+
+
+# ---------------------------------------------------------------------------
+# UNIDIRECTIONAL_SEQUENCE_LSTM, integer (int8 activations, int16 cell state)
+# ---------------------------------------------------------------------------
+# TFLM has its own LSTM (kernels/lstm_eval.h, lstm_eval.cc, lstm_eval_common.cc), unlike
+# LiteRT's LstmStepInteger8x8_16: every gate is two FULLY_CONNECTED (int8 -> int16 with
+# scale 2^-12, requantized with MultiplyByQuantizedMultiplier), a saturating int16 add,
+# then the int16 LOGISTIC / TANH kernels; the cell update and the hidden state are int16
+# MULs with their own multipliers. The float LSTM computes what LiteRT's does.
+LSTM_GATES = ("i", "f", "c", "o")
+_GATE_SCALE = 2.0 ** -12      # nonlinear_input_scale: Q3.12
+_ACT_SCALE = 2.0 ** -15       # nonlinear_output_scale: Q0.15
+
+
+@dataclass(frozen=True)
+class MicroLstm:
+    """TFLM's integer LSTM parameters (``PrepareGateParametersInteger``).
+
+    ``fc[name]`` is the (multiplier, shift) pair per output unit of the gate FC
+    ``name`` ("i2f": input to forget gate, "r2f": hidden state to forget gate, ...);
+    ``forget_cell``, ``input_cell`` and ``hidden`` are the MUL multipliers of
+    forget x cell -> cell, input x cell gate -> cell and tanh(cell) x output -> hidden.
+    ``cell_activation`` is the cell gate's TfLiteFusedActivation (4 tanh, 6 sigmoid)."""
+    input_offset: int
+    state_offset: int
+    fc: dict
+    forget_cell: tuple[int, int]
+    input_cell: tuple[int, int]
+    hidden: tuple[int, int]
+    hidden_zp: int
+    hidden_min: int
+    hidden_max: int
+    cell_scale_power: int
+    quantized_cell_clip: int
+    cell_activation: int
+
+
+def _fc_multipliers(in_scale: float, w_scale, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``CalculateOpDataFullyConnected`` towards the Q3.12 gate buffer: per channel
+    ``double(s_in) * double(s_w[c]) / 2^-12``, per tensor ``double(f32(s_in * s_w)) /
+    2^-12`` (``GetQuantizedConvolutionMultipler``)."""
+    f32 = np.float32
+    w_scale = np.asarray(w_scale, np.float32).reshape(-1)
+    if w_scale.size > 1:
+        m, s = quantize_multiplier_array(float(f32(in_scale)) * w_scale.astype(np.float64)
+                                         / _GATE_SCALE)
+        return np.asarray(m, np.int64), np.asarray(s, np.int64)
+    m0, s0 = quantize_multiplier(float(f32(f32(in_scale) * w_scale[0])) / _GATE_SCALE)
+    return np.full(n, m0, np.int64), np.full(n, s0, np.int64)
+
+
+def micro_lstm_params(*, input_scale: float, input_zp: int, state_scale: float, state_zp: int,
+                      cell_scale: float, weight_scales: dict, n_cell: int, cell_clip: float,
+                      activation: int, state_dtype=np.int8) -> MicroLstm:
+    """TFLM's parameters for an integer LSTM (``PrepareGateParametersInteger``,
+    ``CreateInterGateMulParams``, ``CreateLstmCellStateInfo`` in lstm_eval_common.cc).
+
+    ``weight_scales`` maps "i2i".."i2o" and "r2i".."r2o" to the weights' scales. The
+    cell state scale must be a power of two (``CheckedLog2``); the cell clip is
+    ``int16(clamp(double(clip) / double(scale), -32768, 32767))`` (truncated), 0 for
+    none. Raises UnsupportedOpError for a cell scale that is not a power of two."""
+    from .ops._lut import checked_log2
+
+    pot, power = checked_log2(float(cell_scale))
+    if not pot:
+        raise UnsupportedOpError("UNIDIRECTIONAL_SEQUENCE_LSTM", detail=(
+            f"cell state scale {cell_scale!r} is not a power of two (TFLite Micro's CheckedLog2)"))
+    fc = {}
+    for g in LSTM_GATES:
+        fc["i2" + g] = _fc_multipliers(input_scale, weight_scales["i2" + g], n_cell)
+        fc["r2" + g] = _fc_multipliers(state_scale, weight_scales["r2" + g], n_cell)
+
+    def mul(s1: float, s2: float, s_out: float) -> tuple[int, int]:
+        return quantize_multiplier(float(np.float32(s1)) * float(np.float32(s2))
+                                   / float(np.float32(s_out)))
+    clip = 0
+    if cell_clip > 0:
+        clip = int(min(max(float(np.float32(cell_clip)) / float(np.float32(cell_scale)),
+                           -32768.0), 32767.0))
+    info = np.iinfo(state_dtype)
+    return MicroLstm(input_offset=-int(input_zp), state_offset=-int(state_zp), fc=fc,
+                     forget_cell=mul(_ACT_SCALE, cell_scale, cell_scale),
+                     input_cell=mul(_ACT_SCALE, _ACT_SCALE, cell_scale),
+                     hidden=mul(_ACT_SCALE, _ACT_SCALE, state_scale), hidden_zp=int(state_zp),
+                     hidden_min=int(info.min), hidden_max=int(info.max),
+                     cell_scale_power=int(power), quantized_cell_clip=clip,
+                     cell_activation=int(activation))
+
+
+def _lstm_fc(x: np.ndarray, offset: int, w: np.ndarray, bias: np.ndarray | None,
+             mult: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``reference_integer_ops::FullyConnected`` int8 -> int16 (output offset 0, no
+    activation): ``clamp(MBQM(sum((x + offset) * w) + bias), -32768, 32767)``."""
+    acc = (np.asarray(x, np.int64) + offset) @ np.asarray(w, np.int64).T
+    if bias is not None:
+        acc = acc + np.asarray(bias, np.int64)
+    return np.clip(multiply_by_quantized_multiplier(wrap_int32(acc), mult[0], mult[1]),
+                   -32768, 32767)
+
+
+def _mul16(a: np.ndarray, b: np.ndarray, mult: tuple[int, int], offset: int, lo: int,
+           hi: int) -> np.ndarray:
+    """``reference_integer_ops::MulElementwise`` (zero input offsets)."""
+    prod = np.asarray(a, np.int64) * np.asarray(b, np.int64)
+    return np.clip(multiply_by_quantized_multiplier(prod, mult[0], mult[1]) + offset, lo, hi)
+
+
+def _sigmoid16(x: np.ndarray) -> np.ndarray:
+    """``lstm_internal::Sigmoid``: the int16 LOGISTIC with input multiplier 0 and shift 0
+    (Q3.12 in, Q0.15 out)."""
+    from .ops.logistic import LogisticParams
+    from .ops.logistic import eval as logistic_eval
+    p = LogisticParams(kind="int16", out_dtype=np.int16, input_multiplier=0, input_left_shift=0)
+    return logistic_eval(p, np.asarray(x, np.int16))[0].astype(np.int64)
+
+
+def _tanh16(x: np.ndarray, cell_state_scale_power: int) -> np.ndarray:
+    """``lstm_internal::Tanh``: left shift ``15 + power - 3``; a negative shift becomes
+    multiplier 3 with a right shift (``reference_integer_ops::Tanh``)."""
+    from .ops.tanh import TanhParams
+    from .ops.tanh import eval as tanh_eval
+    shift, mult = 15 + cell_state_scale_power - 3, 0
+    if shift < 0:
+        shift, mult = -shift, 3
+    p = TanhParams(kind="int16", out_dtype=np.int16, input_multiplier=mult, input_left_shift=shift)
+    return tanh_eval(p, np.asarray(x, np.int16))[0].astype(np.int64)
+
+
+def micro_lstm_step(mp: MicroLstm, W: dict, x: np.ndarray, h: np.ndarray,
+                    c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One ``lstm_internal::LstmStep`` for all batch rows (rows are independent):
+    ``x`` [B, n_input] int8, ``h`` [B, n_cell] int8, ``c`` [B, n_cell] int16 (as int64);
+    ``W`` holds the weights "i2i".."r2o" and the gate biases "bi".."bo" (int32).
+    Returns the new (h, c).
+
+    gate_g = act(sat16(FC(x; i2g, b_g) + FC(h; r2g)))  (sigmoid; the cell gate's own
+    activation); c = sat16(MUL(f, c) + MUL(i, g)), clipped when a cell clip is set;
+    h = MUL(tanh(c), o) + zp_h, clamped to the hidden state's type."""
+    def gate(g: str, sigmoid: bool) -> np.ndarray:
+        acc = _lstm_fc(x, mp.input_offset, W["i2" + g], W.get("b" + g), mp.fc["i2" + g])
+        acc = np.clip(acc + _lstm_fc(h, mp.state_offset, W["r2" + g], None, mp.fc["r2" + g]),
+                      -32768, 32767)
+        if sigmoid:
+            return _sigmoid16(acc)
+        return _tanh16(acc, -12)   # the Q3.12 gate buffer: no shift
+
+    fg = gate("f", True)
+    ig = gate("i", True)
+    cg = gate("c", mp.cell_activation != 4)   # kTfLiteActTanh = 4, else sigmoid
+    c = _mul16(fg, c, mp.forget_cell, 0, -32768, 32767)
+    c = np.clip(c + _mul16(ig, cg, mp.input_cell, 0, -32768, 32767), -32768, 32767)
+    if mp.quantized_cell_clip > 0:
+        c = np.clip(c, -mp.quantized_cell_clip, mp.quantized_cell_clip)
+    og = gate("o", True)
+    h = _mul16(_tanh16(c, mp.cell_scale_power), og, mp.hidden, mp.hidden_zp, mp.hidden_min,
+               mp.hidden_max)
+    return h, c
+
+
+def micro_lstm_sequence(mp: MicroLstm, W: dict, x: np.ndarray, h0: np.ndarray,
+                        c0: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``EvalLstm`` over ``x`` [T, B, n_input] (time major); returns (outputs [T, B,
+    n_cell], h, c) as int64 arrays. TFLM runs a batch-major input one batch row at a
+    time; the rows never mix, so running them together is the same."""
+    T, B = x.shape[0], x.shape[1]
+    h = np.asarray(h0, np.int64).reshape(B, -1)
+    c = np.asarray(c0, np.int64).reshape(B, -1)
+    outs = np.zeros((T, B, h.shape[1]), np.int64)
+    for t in range(T):
+        h, c = micro_lstm_step(mp, W, np.asarray(x[t], np.int64), h, c)
+        outs[t] = h
+    return outs, h, c

@@ -596,3 +596,137 @@ def test_compare_with_numerics_micro_uses_the_tflm_oracle():
     assert result.exit_code == 0, result.format()
     assert "equal to TFLite Micro" in result.format()
     assert len(result.rows) == 14
+
+
+# ---------------------------------------------------------------------------
+# UNIDIRECTIONAL_SEQUENCE_LSTM int8: TFLM's own LSTM (runtime/micro.py)
+# ---------------------------------------------------------------------------
+RECURRENT = Path(__file__).parent / "fixtures" / "recurrent"
+LSTM_INT8 = ["lstm_tfkeras_int8", "lstm_seq_tfkeras_int8", "bilstm_tfkeras_int8"]
+_LSTM_SLOTS = dict(input=0, i2i=1, i2f=2, i2c=3, i2o=4, r2i=5, r2f=6, r2c=7, r2o=8, bi=12, bf=13,
+                   bc=14, bo=15, h=18, c=19)
+
+
+def _micro_lstm_of(m, op):
+    """TFLM's parameters and the constant weights of one LSTM operator of subgraph 0."""
+    from quantcore.runtime.micro import micro_lstm_params
+
+    sg = m.subgraphs[0]
+    t = {k: sg.tensors[op.inputs[i]] for k, i in _LSTM_SLOTS.items()}
+    q = {k: v.qparams() for k, v in t.items()}
+    opts = op.options or {}
+    mp = micro_lstm_params(
+        input_scale=q["input"][0][0], input_zp=q["input"][1][0], state_scale=q["h"][0][0],
+        state_zp=q["h"][1][0], cell_scale=q["c"][0][0],
+        weight_scales={k: q[k][0] for k in _LSTM_SLOTS if k[:2] in ("i2", "r2")},
+        n_cell=int(t["c"].shape[-1]), cell_clip=float(opts.get("cell_clip", 0.0)),
+        activation=int(opts.get("fused_activation_function", 4)))
+    W = {k: m.tensor_data(0, op.inputs[i]) for k, i in _LSTM_SLOTS.items()
+         if k not in ("input", "h", "c")}
+    return mp, W, bool(opts.get("time_major", False))
+
+
+@pytest.mark.parametrize("name", LSTM_INT8)
+def test_lstm_int8_micro_sequence_equals_tflm(micro, name):
+    """quantcore.runtime.micro.micro_lstm_sequence against TFLM's LSTM on the trained
+    int8 LSTM fixtures (scripts/make_fixtures_recurrent.py), four invokes: fed TFLM's
+    own LSTM input and its state from the invoke before, it gives TFLM's output and
+    cell state exactly; LiteRT's integer LSTM (quantcore's reference path) does not
+    on at least one fixture (the 1-LSB difference the issue reports)."""
+    from quantcore.runtime.micro import micro_lstm_sequence
+
+    data = (RECURRENT / f"{name}.tflite").read_bytes()
+    calib = np.load(RECURRENT / f"{name.rsplit('_', 1)[0]}_calib.npy")
+    invokes = [[calib[k]] for k in range(4)]
+    theirs = micro.run(data, invokes)
+    assert theirs.ok, theirs.error
+    m = read_model(data, micro=True)
+    sg = m.subgraphs[0]
+    lstms = [op for op in sg.operators if m.op_name(op) == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+    assert lstms
+    for op in lstms:
+        mp, W, time_major = _micro_lstm_of(m, op)
+        h_t, c_t = op.inputs[18], op.inputs[19]
+        h = np.full(sg.tensors[h_t].shape, int(sg.tensors[h_t].qparams()[1][0]))  # TFLM's reset
+        c = np.zeros(sg.tensors[c_t].shape, np.int64)
+        for k in range(len(invokes)):
+            x = theirs.tensors[k][(0, op.inputs[0])]
+            outs, _, c_new = micro_lstm_sequence(mp, W, x if time_major else np.swapaxes(x, 0, 1),
+                                                 h, c)
+            outs = outs if time_major else np.swapaxes(outs, 0, 1)
+            want = theirs.tensors[k][(0, op.outputs[0])]
+            np.testing.assert_array_equal(outs.reshape(want.shape), want,
+                                          err_msg=f"{name} invoke {k} LSTM output")
+            np.testing.assert_array_equal(c_new.reshape(theirs.tensors[k][(0, c_t)].shape),
+                                          theirs.tensors[k][(0, c_t)],
+                                          err_msg=f"{name} invoke {k} cell state")
+            h, c = theirs.tensors[k][(0, h_t)], theirs.tensors[k][(0, c_t)]
+
+
+def test_lstm_int8_tflm_differs_from_litert_reference(micro):
+    """The reason micro mode needs its own LSTM: TFLM's output differs from LiteRT's
+    reference integer LSTM (quantcore numerics="reference", equal to LiteRT's
+    BUILTIN_REF in tests/test_quantize_recurrent.py) on the trained int8 LSTM."""
+    data = (RECURRENT / "lstm_tfkeras_int8.tflite").read_bytes()
+    calib = np.load(RECURRENT / "lstm_tfkeras_calib.npy")
+    theirs = micro.run(data, [[calib[k]] for k in range(3)])
+    assert theirs.ok, theirs.error
+    m = read_model(data)
+    op = next(op for op in m.subgraphs[0].operators
+              if m.op_name(op) == "UNIDIRECTIONAL_SEQUENCE_LSTM")
+    it = Interpreter(model_content=data, numerics="reference", experimental_preserve_all_tensors=True)
+    it.allocate_tensors()
+    differ = 0
+    for k in range(3):
+        it.set_tensor(it.get_input_details()[0]["index"], calib[k])
+        it.invoke()
+        want = theirs.tensors[k][(0, op.outputs[0])]
+        differ += int(np.count_nonzero(it.get_tensor(op.outputs[0]).reshape(want.shape) != want))
+    assert differ > 0
+
+
+RECURRENT_MODELS = sorted(RECURRENT.glob("*.tflite"))
+
+
+@pytest.mark.parametrize("path", RECURRENT_MODELS, ids=[p.name for p in RECURRENT_MODELS])
+def test_recurrent_fixture_vs_tflm(micro, path):
+    """The recurrent fixtures (WHILE loops, resource variables with CALL_ONCE, fused
+    LSTMs) in micro mode against TFLM over four invokes of the calibration sequences,
+    state carried: every output and every tensor TFLM preserves (operator
+    intermediates, which neither runtime writes, left out)."""
+    from quantcore.errors import NumericsPathError
+
+    data = path.read_bytes()
+    try:
+        Interpreter(model_content=data, numerics="micro").allocate_tensors()
+    except NumericsPathError as e:   # the LSTM kernel does not call runtime/micro.py yet
+        pytest.skip(f"no micro path: {e}")
+    calib = np.load(RECURRENT / f"{path.name.rsplit('_', 1)[0]}_calib.npy")
+    invokes = [[calib[k]] for k in range(4)]
+    theirs = micro.run(data, invokes)
+    assert theirs.ok, theirs.error
+    m = read_model(data, micro=True)
+    intermediates = {(s, t) for s, sg in enumerate(m.subgraphs) for op in sg.operators
+                     for t in (op.intermediates or [])}
+    it = Interpreter(model_content=data, numerics="micro")
+    it.allocate_tensors()
+    problems = []
+    for k, inputs in enumerate(invokes):
+        it.set_tensor(it.get_input_details()[0]["index"], inputs[0])
+        it.invoke()
+        for (s, t), value in sorted(theirs.tensors[k].items()):
+            if m.tensor_data(s, t) is not None or (s, t) in intermediates:
+                continue
+            mine = it.get_tensor(t, s)
+            msg = compare_tensor(f"invoke {k} subgraph {s} tensor {t}",
+                                 mine.reshape(value.shape) if mine.size == value.size else mine,
+                                 value, 1e-5)
+            if msg:
+                problems.append(msg)
+        for j, t in enumerate(m.subgraphs[0].outputs):
+            ref = theirs.outputs[k][j]
+            msg = compare_tensor(f"invoke {k} output {j}", it.get_tensor(t).reshape(ref.shape),
+                                 ref, 1e-5)
+            if msg:
+                problems.append(msg)
+    assert not problems, "\n".join(problems[:10])

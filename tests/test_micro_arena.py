@@ -59,6 +59,39 @@ def test_fixture_arena_vs_tflm(micro, path):
     assert r.flash_bytes == len(data)
 
 
+RECURRENT = sorted((FIXTURES.parent / "recurrent").glob("*.tflite"))
+
+
+@pytest.mark.parametrize("path", RECURRENT, ids=[p.name for p in RECURRENT])
+def test_recurrent_fixture_arena_vs_tflm(micro, path):
+    """The recurrent fixtures (fused LSTMs, WHILE loops, resource variables with
+    CALL_ONCE): same head as TFLM's recording allocator, total and tail within 10%
+    (the LSTM's OpDataLSTM and the resource-variable buffers are in the tail)."""
+    assert_arena_matches(micro, path.read_bytes())
+    r = analyze(path.read_bytes())
+    measured = micro.allocations(path.read_bytes())
+    assert abs(r.tail - measured.tail) <= 0.10 * measured.tail
+
+
+def test_resource_variable_bytes_counts_each_variable_once():
+    """One buffer per distinct VAR_HANDLE shared_name, of the assigned value's size
+    (ASSIGN_VARIABLE in the init subgraph and the main graph share it), plus the
+    MicroResourceVariables object and its slots."""
+    from quantcore.micro import RESOURCE_VARIABLE, RESOURCE_VARIABLES, align_up, \
+        resource_variable_bytes
+
+    micro_dir = FIXTURES.parent / "micro"
+    m = read_model((micro_dir / "wake_word_stream_int8_state.tflite").read_bytes())
+    # one int8 [1, 12, 10] window
+    assert resource_variable_bytes(m) == align_up(RESOURCE_VARIABLES) + \
+        align_up(RESOURCE_VARIABLE) + align_up(120)
+    m = read_model((micro_dir / "wake_word_stream_float32.tflite").read_bytes())
+    assert resource_variable_bytes(m) == align_up(RESOURCE_VARIABLES) + \
+        align_up(RESOURCE_VARIABLE) + align_up(480)
+    assert resource_variable_bytes(read_model((micro_dir / "person_detect_int8.tflite")
+                                              .read_bytes())) == 0
+
+
 def _mean_model(dt, keep: bool) -> bytes:
     b = ModelBuilder()
     q = {} if dt == np.float32 else dict(scale=0.05, zero_point=0 if dt == np.int16 else 3)
