@@ -9,7 +9,8 @@ Run it single-threaded on both sides, with OpenBLAS on its own kernel choice::
 OPENBLAS_L2_SIZE, which halves float GEMM speed; the BLAS kernel in use is printed.)
 
 Per model: median latency of quantcore's fast path (the default), of quantcore's plain
-reference kernels (``_gemm.reference_kernels()``; the code before the fast path), and
+reference kernels (``_gemm.reference_kernels()`` and ``_lut2d.policy("never")``: the
+conv/FC and ADD/SUB/MUL code before the fast paths), and
 of LiteRT's three op resolvers with ``num_threads=1``: BUILTIN_REF (reference
 kernels), BUILTIN_WITHOUT_DEFAULT_DELEGATES (optimized kernels, ruy) and BUILTIN
 (XNNPACK); ratios are quantcore / LiteRT from the same run. Then the calibration of
@@ -90,11 +91,24 @@ def sample_input(name: str, details: dict) -> np.ndarray:
 CPU_TIMES: dict[int, list[float]] = {}   # id(wall list) -> thread CPU times of the same invokes
 
 
+WARMUP = [50]          # invokes before timing (--warmup), at most WARMUP_SECONDS
+WARMUP_SECONDS = 3.0
+
+
 def time_invoke(invoke, reps: int, budget: float) -> list[float]:
     """Wall times of ``reps`` invokes (fewer if ``budget`` seconds run out; at least 3).
     The calling thread's CPU time of each invoke is kept too (``CPU_TIMES``): on a
-    loaded machine it excludes the time the process waited for a core."""
-    invoke()                                   # warm-up (first-call allocations, caches)
+    loaded machine it excludes the time the process waited for a core.
+
+    Timing starts after a warm-up of ``WARMUP[0]`` invokes (at least one, at most
+    ``WARMUP_SECONDS``; the same for every runtime): first-call allocations and caches,
+    and quantcore's 8-bit binary tables, which small operators build only after some
+    invokes (runtime/ops/_lut2d.py). The numbers are steady-state latencies."""
+    start = time.perf_counter()
+    for _ in range(max(1, WARMUP[0])):
+        invoke()
+        if time.perf_counter() - start > WARMUP_SECONDS:
+            break
     times, cpu = [], []
     start = time.perf_counter()
     while len(times) < reps and (len(times) < 3 or time.perf_counter() - start < budget):
@@ -108,11 +122,12 @@ def time_invoke(invoke, reps: int, budget: float) -> list[float]:
 
 def bench_quantcore(path: Path, name: str, reps: int, budget: float, plain: bool) -> dict:
     from quantcore.runtime import Interpreter
-    from quantcore.runtime.ops import _gemm
+    from quantcore.runtime.ops import _gemm, _lut2d
 
     res = {}
     for label, ref in (("fast", False), ("plain", True)) if plain else (("fast", False),):
-        with _gemm.reference_kernels(ref):
+        # plain: no fast conv/FC plans and no 8-bit binary tables (ADD/SUB/MUL kernels)
+        with _gemm.reference_kernels(ref), _lut2d.policy("never" if ref else "auto"):
             it = Interpreter(model_path=str(path))
             it.allocate_tensors()
             d = it.get_input_details()[0]
@@ -148,7 +163,8 @@ def bench_litert(path: Path, name: str, reps: int, budget: float) -> dict:
 
 
 def memory(path: Path, name: str) -> dict:
-    """tracemalloc: bytes kept by allocate_tensors, peak during one invoke (after a warm-up)."""
+    """tracemalloc: bytes kept by allocate_tensors, peak during one invoke (after the warm-up
+    invokes of ``time_invoke``)."""
     from quantcore.runtime import Interpreter
 
     tracemalloc.start()
@@ -158,7 +174,11 @@ def memory(path: Path, name: str) -> dict:
     prepared = tracemalloc.get_traced_memory()[0] - base
     d = it.get_input_details()[0]
     it.set_tensor(d["index"], sample_input(name, d))
-    it.invoke()
+    start = time.perf_counter()
+    for _ in range(max(1, WARMUP[0])):      # steady state, as the latency (see time_invoke)
+        it.invoke()
+        if time.perf_counter() - start > WARMUP_SECONDS:
+            break
     tracemalloc.reset_peak()
     before = tracemalloc.get_traced_memory()[0]
     it.invoke()
@@ -203,7 +223,10 @@ def main() -> int:
     ap.add_argument("--no-plain", action="store_true", help="skip quantcore's plain reference kernels")
     ap.add_argument("--no-calibration", action="store_true")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--warmup", type=int, default=WARMUP[0],
+                    help=f"untimed invokes before each measurement (at most {WARMUP_SECONDS:.0f} s)")
     a = ap.parse_args()
+    WARMUP[0] = a.warmup
 
     env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS")}
     print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); Python {platform.python_version()}; "

@@ -229,23 +229,39 @@ def eval_optimized_add(p, x1: np.ndarray, x2: np.ndarray, reference: np.ndarray)
         v = sat(np.clip(r + p.output_offset, p.output_activation_min, p.output_activation_max),
                 -32768, 32767)
         return np.where(lanes, v, reference)
-    layout = broadcast_layout(x1.shape, x2.shape) if not p.flat else broadcast_layout((1,), (1,))
-    if layout.kind == "generic":
+    body, lanes = optimized_add_8bit_plan(p, x1.shape, x2.shape, out_shape)
+    if body is None:
         return reference
+    return np.where(lanes, body(p, a, b), reference)
+
+
+def optimized_add_8bit_plan(p, shape1: tuple[int, ...], shape2: tuple[int, ...],
+                            out_shape: tuple[int, ...]):
+    """Which vector body LiteRT's optimized int8/uint8 ADD runs and where:
+    ``(body, lanes)`` with ``body(p, a, b)`` the vector lanes' result (int64 arrays in,
+    int64 out) and ``lanes`` the output positions it computes; ``(None, None)`` when
+    every element is the reference formula. The body is a pure function of the two
+    input values (used for the 65536-entry tables, see _lut2d)."""
+    layout = broadcast_layout(shape1, shape2) if not p.flat else broadcast_layout((1,), (1,))
+    if layout.kind == "generic":
+        return None, None
     if p.out_type == UINT8:
         lanes = layout.vector_lanes(out_shape, 8, 8)
-        if not lanes.any():
-            return reference
-        vec = _add_vector_out(p, _add_scalar_broadcast_vector(p, a, b))
-        return np.where(lanes, vec, reference)
-    lanes = layout.vector_lanes(out_shape, 16, 8)
-    if not lanes.any():
-        return reference
-    if layout.scalar_kernel:
-        vec = _add_vector_out(p, _add_scalar_broadcast_vector(p, a, b))
+        body = _add_body_scalar_broadcast
     else:
-        vec = _add_vector_out(p, _add_elementwise_vector(p, a, b))
-    return np.where(lanes, vec, reference)
+        lanes = layout.vector_lanes(out_shape, 16, 8)
+        body = _add_body_scalar_broadcast if layout.scalar_kernel else _add_body_elementwise
+    if not lanes.any():
+        return None, None
+    return body, lanes
+
+
+def _add_body_scalar_broadcast(p, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _add_vector_out(p, _add_scalar_broadcast_vector(p, a, b))
+
+
+def _add_body_elementwise(p, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _add_vector_out(p, _add_elementwise_vector(p, a, b))
 
 
 # ---------------------------------------------------------------------------
@@ -256,24 +272,45 @@ def eval_optimized_mul(p, x1: np.ndarray, x2: np.ndarray, reference: np.ndarray)
     "quantized"); int16 is the reference kernel on this path."""
     if p.out_type == INT16:
         return reference
-    out_shape = reference.shape
-    layout = broadcast_layout(x1.shape, x2.shape)
-    if layout.kind == "generic":
+    body, lanes = optimized_mul_8bit_plan(p, x1.shape, x2.shape, reference.shape)
+    if body is None:
         return reference
+    a, b = np.broadcast_arrays(x1.astype(np.int64), x2.astype(np.int64))
+    return np.where(lanes, body(p, a, b), reference)
+
+
+def optimized_mul_8bit_plan(p, shape1: tuple[int, ...], shape2: tuple[int, ...],
+                            out_shape: tuple[int, ...]):
+    """``(body, lanes)`` of LiteRT's optimized int8/uint8 MUL, as
+    :func:`optimized_add_8bit_plan`; ``(None, None)``: every element is the reference."""
+    layout = broadcast_layout(shape1, shape2)
+    if layout.kind == "generic":
+        return None, None
     block = 16 if p.out_type == INT8 else 8
     lanes = layout.vector_lanes(out_shape, block, block)
     if not lanes.any():
-        return reference
-    a, b = np.broadcast_arrays(x1.astype(np.int64) + p.input1_offset, x2.astype(np.int64) + p.input2_offset)
-    prod = vshl(a * b, max(0, p.output_shift))
-    r = rdbpot(vqrdmulh(prod, p.output_multiplier), max(0, -p.output_shift))
+        return None, None
     if p.out_type == UINT8 and layout.scalar_kernel:
-        r16 = wrap16(r)                               # vmovn_s32 in the uint8 broadcast body
-    else:
-        r16 = sat(r, -32768, 32767)                   # vqmovn_s32
+        return _mul_body_wrapping_narrow, lanes
+    return _mul_body_saturating_narrow, lanes
+
+
+def _mul_vector_body(p, a: np.ndarray, b: np.ndarray, wrapping_narrow: bool) -> np.ndarray:
+    """The 8-bit MUL vector body on int64 inputs: product, two roundings, narrow to
+    int16 (``vmovn_s32`` wraps, ``vqmovn_s32`` saturates), + zp in int16, narrow to 8 bits."""
+    prod = vshl((a + p.input1_offset) * (b + p.input2_offset), max(0, p.output_shift))
+    r = rdbpot(vqrdmulh(prod, p.output_multiplier), max(0, -p.output_shift))
+    r16 = wrap16(r) if wrapping_narrow else sat(r, -32768, 32767)
     v = wrap16(r16 + p.output_offset)
-    vec = np.clip(narrow_to_8bit(v, p.out_type), p.output_activation_min, p.output_activation_max)
-    return np.where(lanes, vec, reference)
+    return np.clip(narrow_to_8bit(v, p.out_type), p.output_activation_min, p.output_activation_max)
+
+
+def _mul_body_wrapping_narrow(p, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _mul_vector_body(p, a, b, True)        # vmovn_s32 in the uint8 broadcast body
+
+
+def _mul_body_saturating_narrow(p, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _mul_vector_body(p, a, b, False)       # vqmovn_s32
 
 
 # ---------------------------------------------------------------------------

@@ -30,7 +30,8 @@ inputs and the output have the same number of elements.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,7 +42,7 @@ from ._broadcast import (binary_shapes, check_binary_io, check_output_type, chec
                          clamp_float, flat_positions, float_activation_range, int_activation_range,
                          quantized_activation_range, rounding_divide_by_pot_int16,
                          rounding_divide_by_pot_x86, to_dtype, wrap, wrapping_int64)
-from . import _paths_binary
+from . import _lut2d, _paths_binary
 from ._common import FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext, TensorInfo
 from ._paths_common import PathParams
 
@@ -67,6 +68,8 @@ class AddParams:
     output_multiplier: int = 0
     output_shift: int = 0
     subtract: bool = False        # SUB shares this kernel with input 2 negated
+    # int8/uint8 "quantized": the 65536-entry table form, built on demand (_lut2d)
+    lut: _lut2d.LazyBinaryTable | None = field(default=None, compare=False, repr=False)
 
 
 def mbqm_smaller_than_one_exp(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
@@ -171,11 +174,15 @@ def prepare_add_sub(ctx: OpContext, *, subtract: bool) -> AddParams:
                   f"{real_output:.9g} is not below 1: the output scale is too small for these input "
                   "scales (LiteRT aborts in QuantizeMultiplierSmallerThanOneExp)")
         mo, eo = quantize_multiplier(real_output)
+    lut = None
+    if t in (INT8, UINT8):
+        dt = _DTYPES[t]
+        lut = _lut2d.LazyBinaryTable(dt, dt, dt)
     return AddParams(kind="quantized", output_shape=sh.output_shape, flat=sh.flat,
                      output_activation_min=lo, output_activation_max=hi, left_shift=left_shift,
                      input1_offset=-a.zp, input1_multiplier=m1, input1_shift=e1,
                      input2_offset=-b.zp, input2_multiplier=m2, input2_shift=e2,
-                     output_offset=out.zp, output_multiplier=mo, output_shift=eo, **common)
+                     output_offset=out.zp, output_multiplier=mo, output_shift=eo, lut=lut, **common)
 
 
 def eval_quantized(p: AddParams, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
@@ -217,9 +224,64 @@ def eval_pot_int16(p: AddParams, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
     return np.clip(r, p.output_activation_min, p.output_activation_max)
 
 
-def eval(p: AddParams, x1: np.ndarray, x2: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+def eval(p: AddParams | PathParams, x1: np.ndarray, x2: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    """ADD/SUB on any numerics path: through the 8-bit tables once built (see
+    :func:`table_plan`), else the kernels below."""
+    base = p.base if isinstance(p, PathParams) else p
+    if base.lut is not None:
+        out = base.lut.apply(x1, x2, base.output_shape, lambda s1, s2: table_plan(p, s1, s2))
+        if out is not None:
+            return [out]
+    return eval_direct(p, x1, x2)
+
+
+_GRID = (256, 256)
+_DTYPES = {INT8: np.int8, UINT8: np.uint8}
+
+
+def table_plan(p: AddParams | PathParams, shape1: tuple[int, ...], shape2: tuple[int, ...]
+               ) -> _lut2d.TablePlan:
+    """The 65536-entry tables of an int8/uint8 ADD/SUB for inputs of these shapes, each
+    built from the path's own kernel code on every input pair:
+
+    * reference: :func:`eval_quantized` (scalar code). SUB with an output multiplier
+      above one on the flat path also gets the vector-lane table (``flat=True`` on the
+      65536-element grid puts every element in a lane) for the first ``4 * (n // 4)``
+      positions;
+    * LiteRT optimized: the reference table, and the NEON body's table on the
+      positions the vector loop computes (``_paths_binary.optimized_add_8bit_plan``);
+    * XNNPACK: ``_paths_binary.eval_xnn_add`` (position-independent).
+    """
+    how = p.how if isinstance(p, PathParams) else "reference"
+    base = p.base if isinstance(p, PathParams) else p
+    if how == "xnnpack":
+        xp = dataclasses.replace(p.extra, output_shape=_GRID)
+        return _lut2d.TablePlan(_lut2d.TableSpec(("add-xnnpack", _lut2d.params_key(xp)),
+                                                 lambda a, b: _paths_binary.eval_xnn_add(xp, a, b)))
+    scalar = dataclasses.replace(base, output_shape=_GRID, flat=False)
+    ref = _lut2d.TableSpec(("add-reference", _lut2d.params_key(base)),
+                           lambda a, b: eval_quantized(scalar, a, b))
+    if how == "litert-optimized":
+        body, lanes = _paths_binary.optimized_add_8bit_plan(base, shape1, shape2, base.output_shape)
+        if body is None:
+            return _lut2d.TablePlan(ref)
+        vec = _lut2d.TableSpec(("add-optimized", body.__name__, _lut2d.params_key(base)),
+                               lambda a, b: body(base, a.astype(np.int64), b.astype(np.int64)))
+        return _lut2d.TablePlan(ref, vec, lanes)
+    if base.flat and base.output_shift > 0:
+        n = int(np.prod(base.output_shape, dtype=np.int64))
+        lanes = flat_positions(base.output_shape) < (n // 4) * 4
+        vector = dataclasses.replace(base, output_shape=_GRID, flat=True)
+        vec = _lut2d.TableSpec(("add-reference-vector-lanes", _lut2d.params_key(base)),
+                               lambda a, b: eval_quantized(vector, a, b))
+        return _lut2d.TablePlan(ref, vec, lanes)
+    return _lut2d.TablePlan(ref)
+
+
+def eval_direct(p: AddParams | PathParams, x1: np.ndarray, x2: np.ndarray) -> list[np.ndarray]:
+    """ADD/SUB through the kernels themselves (no tables)."""
     if isinstance(p, PathParams):
-        return _paths_binary.eval_add_sub(p, x1, x2, eval)
+        return _paths_binary.eval_add_sub(p, x1, x2, eval_direct)
     if p.kind == "float":
         with np.errstate(over="ignore", invalid="ignore"):
             r = x1.astype(np.float32) - x2.astype(np.float32) if p.subtract else \

@@ -5,6 +5,7 @@ Mirrors ``tflite/kernels/dequantize.cc`` and ``reference/dequantize.h``:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,5 +53,21 @@ def eval(p: DequantizeParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
         return _paths_unary.eval_dequantize(p, x)
     if p.from_float16:
         return [x.astype(np.float32)]
+    if p.axis is None and x.dtype in (np.int8, np.uint8):
+        table = _code_table(float(p.scale[0]), int(p.zero_point[0]), x.dtype.str)
+        return [np.take(table, x.view(np.uint8))]
     with np.errstate(over="ignore"):  # a huge scale gives +-inf, as in C
         return [affine_dequantize(x, p.scale, p.zero_point, axis=p.axis)]
+
+
+@functools.lru_cache(maxsize=256)
+def _code_table(scale: float, zero_point: int, dtype_str: str) -> np.ndarray:
+    """Per-tensor 8-bit DEQUANTIZE as a table: entry ``b`` is the kernel's own result
+    (``quantcore.numerics.dequantize``) for the code whose raw byte is ``b``, so
+    ``table[x.view(uint8)]`` is exact by construction."""
+    codes = np.arange(256, dtype=np.uint8).view(np.dtype(dtype_str))
+    with np.errstate(over="ignore"):
+        table = affine_dequantize(codes, np.array([scale], np.float32), np.array([zero_point]), axis=None)
+    table = np.ascontiguousarray(table, np.float32)
+    table.flags.writeable = False
+    return table

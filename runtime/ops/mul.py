@@ -28,7 +28,8 @@ have the same number of elements.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from quantcore.fixedpoint import multiply_by_quantized_multiplier, quantize_mult
 from ._broadcast import (binary_shapes, check_binary_io, clamp_float, float_activation_range,
                          int_activation_range, quantized_activation_range,
                          rounding_divide_by_pot_int16, to_dtype, wrap, wrapping_int64)
-from . import _paths_binary
+from . import _lut2d, _paths_binary
 from ._common import FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext
 from ._paths_common import PathParams
 
@@ -56,6 +57,8 @@ class MulParams:
     output_offset: int = 0
     output_multiplier: int = 0
     output_shift: int = 0
+    # int8/uint8 "quantized": the 65536-entry table form, built on demand (_lut2d)
+    lut: _lut2d.LazyBinaryTable | None = field(default=None, compare=False, repr=False)
 
 
 def srdhm_int16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -115,15 +118,69 @@ def _prepare_reference(ctx: OpContext) -> MulParams:
     if t == INT16:
         ctx.check(a.zp == 0 and b.zp == 0 and out.zp == 0,
                   "int16 MUL needs zero points 0 (symmetric int16)")
+    lut = None
+    if t in (INT8, UINT8):
+        dt = _DTYPES[t]
+        lut = _lut2d.LazyBinaryTable(dt, dt, dt)
     return MulParams(kind="quantized", out_type=t, output_shape=sh.output_shape,
                      output_activation_min=lo, output_activation_max=hi, input1_offset=-a.zp,
                      input2_offset=-b.zp, output_offset=out.zp, output_multiplier=m,
-                     output_shift=shift)
+                     output_shift=shift, lut=lut)
 
 
-def eval(p: MulParams, x1: np.ndarray, x2: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+_GRID = (256, 256)
+_DTYPES = {INT8: np.int8, UINT8: np.uint8}
+
+
+def table_plan(p: MulParams | PathParams, shape1: tuple[int, ...], shape2: tuple[int, ...]
+               ) -> _lut2d.TablePlan:
+    """The 65536-entry tables of an int8/uint8 MUL for inputs of these shapes, each built
+    from the path's own kernel code on every input pair: reference (and micro, whose
+    params differ only in the multiplier) :func:`eval_quantized`; LiteRT optimized: the
+    reference table plus the NEON body's on the vector loop's positions
+    (``_paths_binary.optimized_mul_8bit_plan``); XNNPACK ``_paths_binary.eval_xnn_mul``."""
+    how = p.how if isinstance(p, PathParams) else "reference"
+    base = p.base if isinstance(p, PathParams) else p
+    if how == "xnnpack":
+        xp = dataclasses.replace(p.extra, output_shape=_GRID)
+        return _lut2d.TablePlan(_lut2d.TableSpec(("mul-xnnpack", _lut2d.params_key(xp)),
+                                                 lambda a, b: _paths_binary.eval_xnn_mul(xp, a, b)))
+    ref = _lut2d.TableSpec(("mul-reference", _lut2d.params_key(base)),
+                           lambda a, b: eval_quantized(base, a, b))
+    if how == "litert-optimized":
+        body, lanes = _paths_binary.optimized_mul_8bit_plan(base, shape1, shape2, base.output_shape)
+        if body is None:
+            return _lut2d.TablePlan(ref)
+        vec = _lut2d.TableSpec(("mul-optimized", body.__name__, _lut2d.params_key(base)),
+                               lambda a, b: body(base, a.astype(np.int64), b.astype(np.int64)))
+        return _lut2d.TablePlan(ref, vec, lanes)
+    return _lut2d.TablePlan(ref)
+
+
+def eval_quantized(p: MulParams, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
+    """The quantized MUL formula (int64 result, broadcast shape of the inputs)."""
+    a = x1.astype(np.int64) + p.input1_offset
+    b = x2.astype(np.int64) + p.input2_offset
+    prod = wrap_int32(a * b)
+    r = multiply_by_quantized_multiplier(prod, p.output_multiplier, p.output_shift) + p.output_offset
+    return np.clip(r, p.output_activation_min, p.output_activation_max)
+
+
+def eval(p: MulParams | PathParams, x1: np.ndarray, x2: np.ndarray) -> list[np.ndarray]:  # noqa: A001
+    """MUL on any numerics path: through the 8-bit tables once built (see
+    :func:`table_plan`), else the kernels below."""
+    base = p.base if isinstance(p, PathParams) else p
+    if base.lut is not None:
+        out = base.lut.apply(x1, x2, base.output_shape, lambda s1, s2: table_plan(p, s1, s2))
+        if out is not None:
+            return [out]
+    return eval_direct(p, x1, x2)
+
+
+def eval_direct(p: MulParams | PathParams, x1: np.ndarray, x2: np.ndarray) -> list[np.ndarray]:
+    """MUL through the kernels themselves (no tables)."""
     if isinstance(p, PathParams):
-        return _paths_binary.eval_mul(p, x1, x2, eval)
+        return _paths_binary.eval_mul(p, x1, x2, eval_direct)
     if p.kind == "float":
         with np.errstate(over="ignore", invalid="ignore"):
             r = x1.astype(np.float32) * x2.astype(np.float32)
@@ -138,9 +195,5 @@ def eval(p: MulParams, x1: np.ndarray, x2: np.ndarray) -> list[np.ndarray]:  # n
         r = rounding_divide_by_pot_int16(srdhm_int16(a, b), 8)
         r = np.clip(r, p.output_activation_min - p.output_offset, p.output_activation_max - p.output_offset)
         return [to_dtype((r + p.output_offset).reshape(p.output_shape), p.out_type)]
-    a = x1.astype(np.int64) + p.input1_offset
-    b = x2.astype(np.int64) + p.input2_offset
-    prod = wrap_int32(a * b)
-    r = multiply_by_quantized_multiplier(prod, p.output_multiplier, p.output_shift) + p.output_offset
-    r = np.clip(r, p.output_activation_min, p.output_activation_max)
+    r = eval_quantized(p, x1, x2)
     return [to_dtype(np.broadcast_to(r, p.output_shape), p.out_type)]

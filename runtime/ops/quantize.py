@@ -75,7 +75,54 @@ def eval(p: QuantizeParams, x: np.ndarray) -> list[np.ndarray]:  # noqa: A001
     if isinstance(p, PathParams):
         return _paths_unary.eval_quantize(p, x, eval)
     if p.from_float:
+        if p.axis is None:
+            q = quantize_float_per_tensor(x, float(p.scale[0]), int(p.zero_point[0]), p.qmin, p.qmax,
+                                          p.out_dtype)
+            if q is not None:
+                return [q]
         return [affine_quantize(x, p.scale, p.zero_point, p.out_dtype, axis=p.axis)]
     acc = multiply_by_quantized_multiplier(x.astype(np.int64) - p.input_zero_point,
                                            p.output_multiplier, p.output_shift)
     return [np.clip(acc + int(p.zero_point[0]), p.qmin, p.qmax).astype(p.out_dtype)]
+
+
+#: ``|2 x / s|`` below this for every element: no element reaches the x86 int32
+#: conversion's "indefinite" result or the int32 wrap of ``+ zp`` (see below).
+_SAFE_TWICE = np.float32(2.0**31)
+
+
+def quantize_float_per_tensor(x: np.ndarray, scale: float, zero_point: int, qmin: int, qmax: int,
+                              out_dtype) -> np.ndarray | None:
+    """The reference float -> integer QUANTIZE, ``clamp(int32(roundf(f32(x / s))) + zp)``,
+    in fewer passes; None when an element needs the general formula
+    (``quantcore.numerics.quantize``): NaN, or ``|x / s| >= 2^30``, where x86's
+    conversion gives INT32_MIN and ``+ zp`` may wrap.
+
+    Exactness:
+
+    * ``v2 = f32(x / f32(s / 2))`` equals ``2 * f32(x / s)``: halving is exact and
+      scaling by two commutes with rounding (``s`` is kept >= 2^-120 so that ``s / 2``
+      stays normal; quotients too small to be normal are below 0.5 and give 0 either
+      way).
+    * ``roundf(v)`` (ties away from zero) from ``t = trunc(2 v)``: ``(t + (t > 0)) >> 1``
+      (arithmetic shift). ``t = 2m`` gives ``m``; ``t = 2m + 1 > 0`` (fraction >= 0.5)
+      gives ``m + 1``; ``t = -(2m + 1)`` gives ``-(m + 1)``.
+    * Clamping ``v2`` first to the even integers ``[2 (qmin - zp), 2 (qmax - zp)]``
+      commutes with rounding and the final clamp (monotone maps, integer bounds), so
+      no integer clamp is needed afterwards.
+    """
+    s = np.float32(scale)
+    if not (np.isfinite(s) and s >= np.float32(2.0**-120)) or x.size == 0:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        v2 = np.divide(np.asarray(x, np.float32), s / np.float32(2), dtype=np.float32)
+    lo, hi = v2.min(), v2.max()          # NaN propagates: the comparisons below fail
+    if not (-_SAFE_TWICE < lo and hi < _SAFE_TWICE):
+        return None
+    np.clip(v2, np.float32(2 * (qmin - zero_point)), np.float32(2 * (qmax - zero_point)), out=v2)
+    t = v2.astype(np.int32)
+    np.add(t, t > 0, out=t)
+    np.right_shift(t, 1, out=t)
+    if zero_point:
+        t += np.int32(zero_point)
+    return t.astype(out_dtype)

@@ -84,6 +84,9 @@ class SoftmaxParams:
     out_max: int = 0
     exp_lut: np.ndarray | None = None
     one_over_one_plus_x_lut: np.ndarray | None = None
+    # 8-bit "quantized": per-difference tables (see _diff_tables), index -(x - max(row))
+    exps_by_diff: np.ndarray | None = None
+    terms_by_diff: np.ndarray | None = None
 
 
 def softmax_real_multiplier(beta: float, input_scale: float, input_integer_bits: int = 5) -> float:
@@ -176,9 +179,74 @@ def _prepare_reference(ctx: OpContext) -> SoftmaxParams:
     m, shift = quantize_multiplier(real)   # QuantizeMultiplierGreaterThanOne, real > 1
     diff_min = -calculate_input_radius(SCALED_DIFF_INTEGER_BITS, shift)
     bits = 16 if out.type == INT16 else 8
+    exps, terms = _diff_tables(m, shift, diff_min)
     return SoftmaxParams(kind="quantized", path=ctx.path, beta=beta, input_multiplier=m,
                          input_left_shift=shift, diff_min=diff_min, out_dtype=_DTYPES[out.type],
-                         out_bits=bits, out_min=QMIN[out.type], out_max=QMAX[out.type])
+                         out_bits=bits, out_min=QMIN[out.type], out_max=QMAX[out.type],
+                         exps_by_diff=exps, terms_by_diff=terms)
+
+
+@functools.lru_cache(maxsize=64)
+def _diff_tables(input_multiplier: int, input_left_shift: int, diff_min: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The per-element part of the 8-bit kernel as two 256-entry tables indexed by
+    ``k = max(row) - x`` (0..255 for 8-bit inputs), computed with the kernel's own
+    fixed-point code on every ``d = -k``::
+
+        exps[k]  = exp_on_negative_values<5>(MBQM_GreaterThanOne(d, M, shift))  if d >= diff_min else 0
+        terms[k] = Rescale<12>(exps[k])                                         if d >= diff_min else 0
+
+    A zero ``exps`` entry makes the output stage give exactly ``qmin`` (SRDHM(s, 0) = 0),
+    which is what the kernel writes for ``d < diff_min``.
+    """
+    diff = -np.arange(256, dtype=np.int64)
+    valid = diff >= diff_min
+    rescaled = multiply_by_quantized_multiplier_greater_than_one(diff, input_multiplier, input_left_shift)
+    exps = np.where(valid, exp_on_negative_values(rescaled, SCALED_DIFF_INTEGER_BITS), 0)
+    terms = np.where(valid, rescale(exps, 0, ACCUMULATION_INTEGER_BITS), 0)
+    exps.flags.writeable = False
+    terms.flags.writeable = False
+    return exps, terms
+
+
+_I32_MIN = -(2**31)
+_I32_MAX = 2**31 - 1
+
+
+def _wrap32(v: int) -> int:
+    return ((v + 2**31) & 0xFFFFFFFF) - 2**31
+
+
+def _srdhm_int(a: int, b: int) -> int:
+    """SaturatingRoundingDoublingHighMul on Python ints (as quantcore.fixedpoint)."""
+    if a == _I32_MIN and b == _I32_MIN:
+        return _I32_MAX
+    return (a * b + (1 << 30)) >> 31
+
+
+def _saturating_shift_left_int(x: int, exponent: int) -> int:
+    threshold = (1 << (31 - exponent)) - 1
+    return _I32_MAX if x > threshold else _I32_MIN if x < -threshold else x << exponent
+
+
+def get_reciprocal_int(x: int, x_integer_digits: int) -> tuple[int, int]:
+    """``GetReciprocal`` (common.h) on one Python int: the same steps as
+    ``_gemmlowp_fixedpoint.get_reciprocal`` (normalise by the leading zeros, then
+    gemmlowp's ``one_over_one_plus_x_for_x_in_0_1``: a half-sum and three Newton-Raphson
+    iterations in Q2.29, then ``Rescale<0>``) without NumPy's per-call overhead, for
+    softmaxes with a few rows. Returns (Q0.31 shifted_scale, num_bits_over_unit)."""
+    u = int(x) & 0xFFFFFFFF
+    headroom_plus_one = 32 - u.bit_length()
+    shifted = (u << min(headroom_plus_one, 31)) & 0xFFFFFFFF
+    a = _wrap32(shifted - (1 << 31))
+    s = a + _I32_MAX                                   # RoundingHalfSum(a, One())
+    t = s + (1 if s >= 0 else -1)
+    half_denominator = t // 2 if t >= 0 else -((-t) // 2)
+    r = _wrap32(1515870810 + _srdhm_int(half_denominator, -1010580540))   # 48/17 - 32/17 d
+    for _ in range(3):
+        one_minus = _wrap32((1 << 29) - _srdhm_int(half_denominator, r))
+        r = _wrap32(r + _saturating_shift_left_int(_srdhm_int(r, one_minus), 2))
+    return _saturating_shift_left_int(r, 1), x_integer_digits - headroom_plus_one
 
 
 def _softmax_float(p: SoftmaxParams, x: np.ndarray) -> np.ndarray:
@@ -190,25 +258,55 @@ def _softmax_float(p: SoftmaxParams, x: np.ndarray) -> np.ndarray:
         return (e / total).astype(np.float32)
 
 
+#: Rows up to which the per-row reciprocal runs on Python ints (get_reciprocal_int).
+_SCALAR_RECIPROCAL_ROWS = 8
+
+
 def _softmax_quantized(p: SoftmaxParams, x: np.ndarray) -> np.ndarray:
-    xi = np.asarray(x, np.int64)
-    diff = xi - np.max(xi, axis=-1, keepdims=True)
-    valid = diff >= p.diff_min
-    rescaled = multiply_by_quantized_multiplier_greater_than_one(diff, p.input_multiplier,
-                                                                 p.input_left_shift)
-    exps = exp_on_negative_values(rescaled, SCALED_DIFF_INTEGER_BITS)
-    terms = np.where(valid, rescale(exps, 0, ACCUMULATION_INTEGER_BITS), 0)
-    sum_of_exps = wrap_int32(np.sum(terms, axis=-1, keepdims=True))
-    shifted_scale, num_bits_over_unit = get_reciprocal(sum_of_exps, ACCUMULATION_INTEGER_BITS)
+    """8-bit input: per-element exps from the 256-entry tables, the row sums and
+    reciprocals, then the output stage (per element, or as one 256-entry table per
+    row when rows are longer than 256)."""
+    xi = np.asarray(x)
+    k = np.max(xi, axis=-1, keepdims=True).astype(np.intp) - xi       # 0..255
+    sum_of_exps = wrap_int32(np.sum(p.terms_by_diff[k], axis=-1, keepdims=True))
+    rows = sum_of_exps.size
+    if rows <= _SCALAR_RECIPROCAL_ROWS:
+        pairs = [get_reciprocal_int(int(v), ACCUMULATION_INTEGER_BITS) for v in sum_of_exps.reshape(-1)]
+        shifted_scale = np.array([q for q, _ in pairs], np.int64).reshape(sum_of_exps.shape)
+        num_bits_over_unit = np.array([n for _, n in pairs], np.int64).reshape(sum_of_exps.shape)
+    else:
+        shifted_scale, num_bits_over_unit = get_reciprocal(sum_of_exps, ACCUMULATION_INTEGER_BITS)
     exponent = num_bits_over_unit + 31 - p.out_bits
     if np.any((exponent < 0) | (exponent > 31)):
         raise NumericsPathError(
             f"{p.path}: SOFTMAX: LiteRT's reference kernel aborts the process on this input: the "
             f"fixed-point sum of exponentials of a row overflows int32 (TFLITE_CHECK(0 <= exponent "
             f"<= 31) fails). The optimized path (numerics=\"optimized\") can run it.")
-    unsat = rdbpot(srdhm(shifted_scale, exps), np.clip(exponent, 0, 31))
-    out = np.clip(unsat + p.out_min, p.out_min, p.out_max)
-    return np.where(valid, out, p.out_min).astype(p.out_dtype)
+    if xi.shape[-1] > 256:    # output per row as a table over the 256 differences
+        out = _output_stage(p, shifted_scale, p.exps_by_diff, exponent)
+        return np.take_along_axis(out, k, axis=-1)
+    return _output_stage(p, shifted_scale, p.exps_by_diff[k], exponent)
+
+
+def _output_stage(p: SoftmaxParams, shifted_scale: np.ndarray, exps: np.ndarray,
+                  exponent: np.ndarray) -> np.ndarray:
+    """``clamp(RDBPOT(SRDHM(shifted_scale, exps), exponent) + qmin, qmin, qmax)``.
+
+    ``shifted_scale`` (a Q0.31 reciprocal in [1/2, 1]) and ``exps`` are never negative,
+    so SRDHM cannot saturate and is ``(s * e + 2^30) >> 31``, and RDBPOT of a
+    non-negative value rounds half up: ``(v + (2^exponent >> 1)) >> exponent``; the
+    result is >= 0, so only the upper clamp can act. Negative operands (not produced
+    by GetReciprocal) take the general gemmlowp functions.
+    """
+    if np.any(shifted_scale < 0):
+        unsat = rdbpot(srdhm(shifted_scale, exps), exponent)
+        return np.clip(unsat + p.out_min, p.out_min, p.out_max).astype(p.out_dtype)
+    high = (shifted_scale * exps + (1 << 30)) >> 31
+    high += (np.int64(1) << exponent) >> 1
+    high >>= exponent
+    high += p.out_min
+    np.minimum(high, p.out_max, out=high)
+    return high.astype(p.out_dtype)
 
 
 def _softmax_int16(p: SoftmaxParams, x: np.ndarray) -> np.ndarray:

@@ -102,6 +102,35 @@ def test_softmax_float_vs_litert_ref(oracle, seed):
                           "reference")
 
 
+@pytest.mark.parametrize("shape", [[1, 12], [8, 30], [9, 30], [2, 300], [12, 257], [3, 2, 256]])
+@pytest.mark.parametrize("types", [("int8", "int8"), ("uint8", "int16")])
+def test_softmax_8bit_row_layouts_vs_litert_ref(oracle, shape, types):
+    """Both reciprocal implementations (Python ints up to 8 rows, NumPy beyond) and both
+    output stages (per element, per-row 256-entry table for rows longer than 256) of
+    softmax.py, against LiteRT BUILTIN_REF; a large input scale makes diff_min cut rows."""
+    dt_in, dt_out = DTYPES[types[0]], DTYPES[types[1]]
+    for seed, s_in in ((0, 0.03), (1, 0.9)):
+        rng = np.random.default_rng(seed)
+        model = model_for("SOFTMAX", dt_in, dt_out, shape, s_in, 3)
+        assert_matches_litert(oracle, model, [softmax_input(rng, shape, dt_in)], "reference")
+
+
+def test_get_reciprocal_int_equals_numpy_get_reciprocal():
+    """softmax.get_reciprocal_int (Python ints) == _gemmlowp_fixedpoint.get_reciprocal (the
+    NumPy version the LiteRT differential tests pin down) on random and edge int32 sums."""
+    from quantcore.runtime.ops._gemmlowp_fixedpoint import get_reciprocal
+    from quantcore.runtime.ops.softmax import get_reciprocal_int
+
+    rng = np.random.default_rng(0)
+    edges = [1, 2, 3, 2**19 - 1, 2**19, 2**19 + 1, 2**30, 2**31 - 1, -1, -(2**31), 0x5555_5555]
+    xs = np.concatenate([np.array(edges, np.int64), rng.integers(1, 2**31, 20000),
+                         rng.integers(1, 2**20, 2000), rng.integers(-(2**31), 0, 500)])
+    want_scale, want_bits = get_reciprocal(xs, 12)
+    got = [get_reciprocal_int(int(v), 12) for v in xs]
+    np.testing.assert_array_equal(np.array([g[0] for g in got]), want_scale)
+    np.testing.assert_array_equal(np.array([g[1] for g in got]), want_bits)
+
+
 def test_softmax_int8_row_sums_at_the_abort_threshold(oracle):
     # the row's fixed-point sum of exp reaches 2^28 (512 times exp(0)) exactly at depth 512:
     # 511 equal values run, and 511 maxima plus smaller values run too
