@@ -200,8 +200,10 @@ def test_compare_all_overlays_name_the_disagreeing_path(oracle):
             assert cat["value"].startswith("xnnpack differs")
             made = any(not r.local_pairs[k].equal for k in differ if r.local_pairs.get(k) is not None)
             assert cat["value"].endswith("(inherited)") != made
-    # quantcore equals LiteRT on every path of this model (tests/test_models_paths.py)
-    assert {v["value"] for v in ours.to_json(m)["main"]["results"].values()} == {"quantcore = LiteRT"}
+    # quantcore equals LiteRT on every path of this model (tests/test_models_paths.py), and
+    # TFLite Micro in micro mode when the tflite-micro package ran beside them
+    want = "quantcore = LiteRT" + (" and TFLite Micro" if "micro" in result.paths else "")
+    assert {v["value"] for v in ours.to_json(m)["main"]["results"].values()} == {want}
     assert max(v["value"] for v in lsb.to_json(m)["main"]["results"].values()) >= 1
 
 
@@ -394,3 +396,19 @@ def test_debug_html_lists_suggested_layers(debug_result):
     finally:
         debug_result.suggested, r.suggested, r.quantizable = old
     assert np.isfinite(debug_result.output_sqnr_db)
+
+
+def test_compare_all_overlay_names_micro_when_only_micro_differs():
+    """The 'quantcore' overlay lists every path quantcore missed, TFLite Micro's
+    included (it used to list LiteRT's three only, leaving an empty label)."""
+    from types import SimpleNamespace
+
+    from quantcore.compare import Difference
+
+    m = read_model(QUANT)
+    same, off = Difference(0, 0.0, 0.0), Difference(3, 1.0, 1.0)
+    row = SimpleNamespace(op_index=0, dtype="int8", litert={}, local_pairs={},
+                          ours={"reference": same, "optimized": same, "xnnpack": same, "micro": off})
+    result = SimpleNamespace(rows=[row], paths=("reference", "optimized", "xnnpack", "micro"))
+    _, ours, _ = ov.compare_all_overlays(m, result)
+    assert ours.to_json(m)["main"]["results"]["0"]["value"] == "quantcore != oracle on micro"

@@ -30,7 +30,10 @@ import numpy as np
 from . import _lstm
 from ._common import FLOAT32, INT8, INT16, OpContext, TensorInfo
 
-NUMERICS = ("reference",)
+# "micro": TFLite Micro's own integer LSTM (runtime/micro.py, from TFLM's lstm_eval.h and
+# lstm_eval_common.cc), which rounds differently from LiteRT's; float and hybrid LSTMs
+# run as in LiteRT (runtime/micro.py decides which forms TFLM supports).
+NUMERICS = ("reference", "micro")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Params:
     slots: tuple            # names of the weight slots passed to the math, by input index
     out_dtype: np.dtype
     out_shape: tuple
+    micro: object | None = None   # runtime.micro.MicroLstm for an integer LSTM in micro mode
 
 
 def _getter(ctx: OpContext):
@@ -177,7 +181,26 @@ def prepare(ctx: OpContext) -> Params:
     want = FLOAT32 if kind in ("float", "hybrid") else INT8
     ctx.check(out.type == want, f"output must be {'FLOAT32' if want == FLOAT32 else 'INT8'}")
     names = tuple(sorted(_lstm.IN, key=_lstm.IN.get))
-    return Params(p, names, out.dtype, out_shape)
+    micro = None
+    if ctx.numerics == "micro" and kind == "integer":
+        micro = _micro_params(ctx, get, p)
+    return Params(p, names, out.dtype, out_shape, micro)
+
+
+def _micro_params(ctx: OpContext, get, p: _lstm.LstmParams):
+    """TFLite Micro's integer LSTM parameters (its full form only: CIFG, peephole,
+    projection and layer norm are refused for micro mode by runtime/micro.py)."""
+    from ..micro import LSTM_GATES, micro_lstm_params
+
+    gates = [w + g for w in ("i2", "r2") for g in LSTM_GATES]
+    missing = [n for n in gates if get(n) is None]
+    if missing:
+        raise ctx.unsupported(f"TFLite Micro's integer LSTM needs every gate's weights; "
+                              f"{', '.join(missing)} are absent (CIFG)")
+    x, h, c = get("input"), get("h"), get("c")
+    return micro_lstm_params(input_scale=x.s, input_zp=x.zp, state_scale=h.s, state_zp=h.zp,
+                             cell_scale=c.s, weight_scales={n: get(n).scale for n in gates},
+                             n_cell=p.n_cell, cell_clip=p.cell_clip, activation=p.activation)
 
 
 def weights_dict(p: _lstm.LstmParams, names, inputs) -> dict:
@@ -202,7 +225,12 @@ def eval(params: Params, *inputs):
         W = {k: (v.astype(np.int64) if v.dtype == np.int8 else v) for k, v in W.items()}
     xt = x if p.time_major else np.swapaxes(x, 0, 1)
     row_sums = _lstm.hybrid_row_sums(p, W) if p.kind == "hybrid" else None
-    outs, h, c = _lstm.run_sequence(p, W, xt, h_var, c_var, row_sums=row_sums)
+    if params.micro is not None:
+        from ..micro import micro_lstm_sequence
+
+        outs, h, c = micro_lstm_sequence(params.micro, W, xt, h_var, c_var)
+    else:
+        outs, h, c = _lstm.run_sequence(p, W, xt, h_var, c_var, row_sums=row_sums)
     if not p.time_major:
         outs = np.swapaxes(outs, 0, 1)
     # variable tensors: written back in place (LiteRT updates them during Eval)
