@@ -516,11 +516,68 @@ def hybrid_conv_infinite_input() -> Case:
     b.add_operator("CONV_2D", [x, w, bias], [y], padding="VALID", stride_w=1, stride_h=1)
     b.mark_outputs(y)
     xv = np.array([np.inf, 1, 2, 3], np.float32).reshape(1, 2, 2, 1)
+    # expected output: LiteRT 2.3 BUILTIN_REF on this model and input
     e = expect(None, "", "hybrid CONV_2D (per-channel, asymmetric input quantization) of an infinite "
-               "input: ValueError int(NaN) for the zero point (x86 gives 0)")
-    # Still a known difference: LiteRT's quantization of non-finite inputs (reported).
-    e["known_warnings"] = "NaN from the infinite input in the hybrid arithmetic"
+               "input: ValueError int(NaN) for the zero point (x86 gives 0), then RuntimeWarnings "
+               "from the NaN arithmetic", np.full((1, 2, 2, 2), np.nan, np.float32))
     return b.to_bytes(), [xv], e
+
+
+@case
+def float_conv_inf_weight_with_padding() -> Case:
+    b = ModelBuilder("quantcore runtime regression")
+    x = _x(b, (1, 3, 3, 1))
+    wv = np.ones((1, 3, 3, 1), np.float32)
+    wv[0, 0, 0, 0] = np.inf
+    w = b.add_constant("w", wv)
+    bias = b.add_constant("bias", np.zeros(1, np.float32))
+    y = b.add_tensor("y", [1, 3, 3, 1], np.float32)
+    b.add_operator("CONV_2D", [x, w, bias], [y], padding="SAME", stride_w=1, stride_h=1)
+    b.mark_outputs(y)
+    big = float(np.finfo(np.float32).max)
+    # expected output: LiteRT 2.3 BUILTIN_REF (reference_ops::Conv skips taps outside the image)
+    want = np.array([4, 6, 4, 6, big, big, 4, big, big], np.float32).reshape(1, 3, 3, 1)
+    return b.to_bytes(), [np.ones((1, 3, 3, 1), np.float32)], expect(
+        None, "", "float CONV_2D multiplied SAME padding by an inf weight (im2col): NaN and a "
+        "RuntimeWarning where LiteRT BUILTIN_REF skips the out-of-image taps", want)
+
+
+def _hybrid_fc_nan(asym: bool) -> bytes:
+    b = ModelBuilder("quantcore runtime regression")
+    x = _x(b, (2, 20))
+    w = b.add_constant("w", (np.eye(3, 20) * 100).astype(np.int8), scale=np.float32(0.01), zero_point=0)
+    y = b.add_tensor("y", [2, 3], np.float32)
+    b.add_operator("FULLY_CONNECTED", [x, w, -1], [y], asymmetric_quantize_inputs=asym)
+    b.mark_outputs(y)
+    return b.to_bytes()
+
+
+def _nan_rows() -> np.ndarray:
+    xv = np.tile(np.linspace(-1, 1.5, 20).astype(np.float32), (2, 1))
+    xv[0, 1] = np.nan
+    xv[1, 19] = np.nan
+    xv[1, 2] = np.inf
+    return xv
+
+
+@case
+def hybrid_fc_nan_inputs_symmetric() -> Case:
+    # expected output: LiteRT 2.3 BUILTIN_REF (std::minmax_element ignores most NaN)
+    want = np.array([-1.003937005996704, -1.5, -0.7322834730148315, -1.0, -0.8661417365074158, 1.0],
+                    np.float32).reshape(2, 3)
+    return _hybrid_fc_nan(False), [_nan_rows()], expect(
+        None, "", "hybrid FULLY_CONNECTED with NaN/inf inputs: NaN ranges and RuntimeWarnings where "
+        "LiteRT's std::minmax_element skips the NaN", want)
+
+
+@case
+def hybrid_fc_nan_inputs_asymmetric() -> Case:
+    # expected output: LiteRT 2.3 BUILTIN_REF (NeonMinMax ignores NaN; the infinite range
+    # gives an infinite scale)
+    want = np.array([-1.0, 1.5, -0.7352941036224365, np.nan, np.nan, -np.inf], np.float32).reshape(2, 3)
+    return _hybrid_fc_nan(True), [_nan_rows()], expect(
+        None, "", "hybrid FULLY_CONNECTED (asymmetric inputs) with NaN/inf inputs: NaN zero points "
+        "and RuntimeWarnings where LiteRT's NeonMinMax ignores the NaN", want)
 
 
 @case

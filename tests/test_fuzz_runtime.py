@@ -17,13 +17,19 @@ past the address-space cap (an unbounded allocation).
   huge, an input dropped or -1, constant indices / axes / paddings / sizes out of
   range, the operator version or code). Inputs are right, or of the wrong dtype or
   shape, or full of NaN / inf / extreme integers, or resized first.
-* Byte-level mutants of the committed fixture models (bit flips, truncations,
-  boundary 16/32-bit overwrites) run through read + Interpreter + invoke.
+* Byte-level mutants of the committed fixture models of every family under
+  tests/fixtures (models/, recurrent/, qat/, ...; not malformed/ or regressions/), so
+  control flow, variables, LSTM and DENSIFY models are mutated too (bit flips,
+  truncations, boundary 16/32-bit overwrites), run through read + Interpreter + invoke.
 
 Default run: a few hundred of each in well under a minute (seeded, reproducible).
 Campaign (time-boxed, random seed printed; ``FUZZ_SEED`` reproduces)::
 
     FUZZ_SECONDS=3600 python -m pytest -m fuzz tests/test_fuzz_runtime.py -s
+
+``FUZZ_SECONDS`` is the budget of the whole run, split between the three fuzz-marked
+tests: 45% structured mutants, 45% byte-level mutants, 10% differential acceptance
+(:data:`CAMPAIGN_SHARE`). Each campaign prints its case count and outcomes.
 
 ``FUZZ_ARTIFACTS=<dir>`` makes the campaign write each distinct failure there
 (``<n>.tflite`` plus ``<n>.npz`` inputs and ``<n>.txt`` traceback) for the
@@ -56,7 +62,10 @@ from quantcore.runtime.ops import KERNELS  # noqa: E402
 from quantcore.runtime.ops import _checks  # noqa: E402
 from quantcore.schema import write_model  # noqa: E402
 
-FIXTURES = Path(__file__).parent / "fixtures" / "models"
+FIXTURES = Path(__file__).parent / "fixtures"
+# Fixture families that are not valid models to start from: the malformed corpus and
+# the regression corpus (tests/test_malformed.py and tests/test_regressions.py run them).
+NOT_SEEDS = frozenset({"malformed", "regressions"})
 CASE_SECONDS = 10.0                  # longer is a hang
 MAX_INPUT_ELEMENTS = 1 << 20         # inputs the fuzzer itself is willing to build
 FUZZ_OUTPUT_BYTES = 16 << 20         # the runtime's output budget while fuzzing (kernels
@@ -72,17 +81,11 @@ NOT_YET_FUZZED = frozenset({"WHILE", "IF", "CALL_ONCE", "VAR_HANDLE", "READ_VARI
                             "DENSIFY"})
 
 
-# Known wrong answers reported to the kernels' owners (each has a strict xfail test
-# below): the fuzzer sees them as NumPy warnings. Keyed by (exception, file, words
-# of the message); anything else from the same file is still a bug.
-KNOWN_ISSUES = {
-    ("RuntimeWarning", "conv_2d.py", "matmul"):
-        "float CONV_2D multiplies zero padding by inf/NaN weights (LiteRT skips those taps)",
-    ("RuntimeWarning", "_matmul_hybrid.py", "invalid value"):
-        "hybrid FULLY_CONNECTED/BATCH_MATMUL: NaN inputs (LiteRT's minmax_element skips NaN)",
-    ("RuntimeWarning", "_hybrid.py", "invalid value"):
-        "hybrid CONV_2D/DEPTHWISE_CONV_2D: NaN/inf inputs (LiteRT's minmax_element skips NaN)",
-}
+# Known wrong answers reported to the kernels' owners: the fuzzer sees them as NumPy
+# warnings. Keyed by (exception, file, words of the message); anything else from the
+# same file is still a bug. Empty: the float CONV_2D padding x inf/NaN weight and the
+# hybrid kernels' NaN/inf inputs are fixed (tests/ops/test_hybrid_nonfinite.py).
+KNOWN_ISSUES: dict[tuple[str, str, str], str] = {}
 
 
 def known_issue(exc: BaseException, where: str) -> str | None:
@@ -257,8 +260,20 @@ _FIXTURE_CACHE: dict[str, tuple[bytes, list[np.ndarray]]] = {}
 
 
 def fixture_seeds(max_bytes: int | None = 64 * 1024) -> list[str]:
-    return sorted(p.name for p in FIXTURES.glob("*.tflite")
-                  if max_bytes is None or p.stat().st_size <= max_bytes)
+    """Paths (relative to tests/fixtures) of every committed fixture model of every
+    family (models/, recurrent/, qat/, ...; not malformed/ or regressions/) that the
+    runtime loads, so control flow, variables, LSTM and DENSIFY models are mutated too."""
+    names = []
+    for p in sorted(FIXTURES.rglob("*.tflite")):
+        rel = p.relative_to(FIXTURES)
+        if rel.parts[0] in NOT_SEEDS or (max_bytes is not None and p.stat().st_size > max_bytes):
+            continue
+        try:
+            _fixture(rel.as_posix())
+        except QuantcoreError:
+            continue   # a fixture the runtime refuses (e.g. an unsupported operator)
+        names.append(rel.as_posix())
+    return names
 
 
 def _fixture(name: str) -> tuple[bytes, list[np.ndarray]]:
@@ -385,9 +400,19 @@ def test_fixture_byte_mutants():
 # ---------------------------------------------------------------------------
 # Campaigns (pytest -m fuzz)
 # ---------------------------------------------------------------------------
+# Share of FUZZ_SECONDS (the budget of the whole ``-m fuzz`` run) each campaign gets.
+CAMPAIGN_SHARE = {"structured": 0.45, "bytes": 0.45, "differential": 0.10}
+
+
+def campaign_seconds(kind: str) -> float:
+    """This campaign's share of ``FUZZ_SECONDS`` (default 60 s for the whole run)."""
+    total = float(os.environ.get("FUZZ_SECONDS", os.environ.get("QUANTCORE_FUZZ_SECONDS", "60")))
+    return total * CAMPAIGN_SHARE[kind]
+
+
 def _campaign(kind: str, step) -> None:
     seed = int(os.environ.get("FUZZ_SEED", random.randrange(1 << 30)))
-    seconds = float(os.environ.get("FUZZ_SECONDS", os.environ.get("QUANTCORE_FUZZ_SECONDS", "60")))
+    seconds = campaign_seconds(kind)
     out = os.environ.get("FUZZ_ARTIFACTS")
     print(f"\n{kind} fuzz: seed {seed}, {seconds} s; reproduce with FUZZ_SEED={seed}")
     master = random.Random(seed)
@@ -515,13 +540,14 @@ def test_litert_runs_what_we_refuse_only_for_documented_reasons(oracle):
     (BUILTIN_REF, child process, same inputs); when LiteRT runs one, the refusal must
     be a documented one (KEEP_REFUSING)."""
     seed = int(os.environ.get("FUZZ_SEED", random.randrange(1 << 30)))
-    seconds = float(os.environ.get("FUZZ_SECONDS", "60"))
+    seconds = campaign_seconds("differential")
     print(f"\ndifferential acceptance: seed {seed}, {seconds} s; reproduce with FUZZ_SEED={seed}")
     master = random.Random(seed)
     unexplained: dict[str, str] = {}
     t0 = time.perf_counter()
-    refused = ran = 0
+    refused = ran = cases = 0
     while time.perf_counter() - t0 < seconds:
+        cases += 1
         case_seed = master.randrange(1 << 62)
         desc, data, _ = structured_case(RandomRand(case_seed))
         found = None if data is None else _runtime_refusal(data)
@@ -535,7 +561,8 @@ def test_litert_runs_what_we_refuse_only_for_documented_reasons(oracle):
         if result.ok:
             ran += 1
             unexplained.setdefault(message.split(": ", 1)[-1][:120], f"case seed {case_seed}: {desc}: {message}")
-    print(f"{refused} runtime refusals checked; LiteRT ran {ran} of the undocumented ones")
+    print(f"differential acceptance: {cases} cases in {time.perf_counter() - t0:.0f} s; {refused} "
+          f"runtime refusals checked; LiteRT ran {ran} of the undocumented ones")
     assert not unexplained, "LiteRT runs models quantcore refuses:\n" + "\n".join(unexplained.values())
 
 

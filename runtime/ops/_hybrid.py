@@ -6,7 +6,10 @@ quantized to int8 on the fly, the products are accumulated in int32, and the sum
 scaled back to float with the weight scale(s) and the batch's input scaling factor.
 Used by CONV_2D, DEPTHWISE_CONV_2D and TRANSPOSE_CONV.
 
-Input quantization. LiteRT's kernels call ``tensor_utils::SymmetricQuantizeFloats`` /
+Input quantization (one implementation, in :mod:`runtime.ops._matmul_hybrid`, shared with
+FULLY_CONNECTED, BATCH_MATMUL and the recurrent kernels; the functions here only return
+int64 codes; NaN / inf handling is documented there and measured against LiteRT in
+tests/ops/test_hybrid_nonfinite.py). LiteRT's kernels call ``tensor_utils::SymmetricQuantizeFloats`` /
 ``AsymmetricQuantizeFloats`` even on the reference path. In the x86 wheel
 ``USE_NEON`` is defined (``optimized/neon_check.h``: GCC-compatible compiler with
 SSE4.1 includes NEON_2_SSE), so ``NEON_OR_PORTABLE`` picks the ``Neon*`` versions in
@@ -51,93 +54,32 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantcore.fixedpoint import round_half_away
-
+from . import _matmul_hybrid
 from ._common import OpContext, TensorInfo
 
 _F32 = np.float32
 
 
-def round_to_nearest_neon_x86(x: np.ndarray) -> np.ndarray:
-    """``RoundToNearest`` of neon_tensor_utils.cc as compiled for x86 (no ``vcvtaq``).
-
-    ``vcvtq_s32_f32(x + (x < 0 ? -0.5f : 0.5f))``: the half is added in float32,
-    then truncated toward zero. Returned as int64.
-    """
-    x = np.asarray(x, _F32)
-    half = np.where(x < 0, _F32(-0.5), _F32(0.5)).astype(_F32)
-    return np.trunc((x + half).astype(_F32)).astype(np.int64)
-
-
-def _round_products(prod: np.ndarray) -> np.ndarray:
-    """Round each row's float32 products as the NEON loop does: blocks of 8, then a tail."""
-    n = prod.shape[-1]
-    vec = n - n % 8
-    out = np.empty(prod.shape, np.int64)
-    out[..., :vec] = round_to_nearest_neon_x86(prod[..., :vec])
-    out[..., vec:] = round_half_away(prod[..., vec:]).astype(np.int64)  # TfLiteRound = roundf
-    return out
-
-
 def symmetric_quantize_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``NeonSymmetricQuantizeFloats`` per row of a [batches, n] float32 array.
+    """``NeonSymmetricQuantizeFloats`` per row of a [batches, n] float32 array: the one
+    implementation in :func:`runtime.ops._matmul_hybrid.symmetric_quantize_floats`
+    (NaN/inf handling as LiteRT's, documented there).
 
     Returns (int8 values as int64 [batches, n], float32 scaling factors [batches]).
     """
-    v = np.asarray(values, _F32)
-    batches = v.shape[0]
-    q = np.zeros(v.shape, np.int64)
-    sf = np.ones(batches, _F32)
-    for b in range(batches):
-        row = v[b]
-        rng = max(abs(_F32(row.min())), abs(_F32(row.max())))
-        if rng == 0:
-            continue
-        sf[b] = _F32(rng / _F32(127))
-        inv = _F32(_F32(127) / rng)
-        prod = (row * inv).astype(_F32)
-        q[b] = np.clip(_round_products(prod), -127, 127)
-    return q, sf
+    q, sf = _matmul_hybrid.symmetric_quantize_floats(values)
+    return q.astype(np.int64), sf
 
 
 def asymmetric_quantize_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``NeonAsymmetricQuantizeFloats`` per row of a [batches, n] float32 array.
+    """``NeonAsymmetricQuantizeFloats`` per row of a [batches, n] float32 array: the one
+    implementation in :func:`runtime.ops._matmul_hybrid.asymmetric_quantize_floats`.
 
     Returns (int8 values as int64 [batches, n], float32 scaling factors [batches],
     int32 offsets (the zero points) as int64 [batches]).
     """
-    v = np.asarray(values, _F32)
-    batches = v.shape[0]
-    q = np.zeros(v.shape, np.int64)
-    sf = np.ones(batches, _F32)
-    offset = np.zeros(batches, np.int64)
-    for b in range(batches):
-        row = v[b]
-        rmin = min(_F32(0), _F32(row.min()))
-        rmax = max(_F32(0), _F32(row.max()))
-        if rmin == rmax:
-            continue
-        scale = float(_F32(rmax - rmin)) / 255.0
-        zp_from_min = -128.0 - float(rmin) / scale
-        zp_from_max = 127.0 - float(rmax) / scale
-        err_min = 128.0 + abs(float(rmin) / scale)
-        err_max = 127.0 + abs(float(rmax) / scale)
-        zp = zp_from_min if err_min < err_max else zp_from_max
-        if zp <= -128.0:
-            nudged = -128
-        elif zp >= 127.0:
-            nudged = 127
-        elif zp != zp:
-            # NaN (an infinite input): static_cast<int8_t> of x86's INT32_MIN is 0.
-            nudged = 0
-        else:
-            nudged = int(round_half_away(np.float64(zp)))
-        sf[b] = _F32(scale)
-        offset[b] = nudged
-        inv = _F32(1.0 / float(sf[b]))
-        prod = (row * inv).astype(_F32)
-        q[b] = np.clip(_round_products(prod) + nudged, -128, 127)
-    return q, sf, offset
+    q, sf, offset = _matmul_hybrid.asymmetric_quantize_floats(values)
+    return q.astype(np.int64), sf, offset
 
 
 def hybrid_filter_scales(ctx: OpContext, w: TensorInfo, what: str) -> np.ndarray:

@@ -253,7 +253,8 @@ def _eval_hybrid(p: BatchMatMulParams, left: np.ndarray, rt: np.ndarray) -> np.n
     total = float_to_int32_trunc((acc.astype(F32) - (row_sum * batch_offset).astype(F32)).astype(F32))
     scale = batch_scale if p.per_channel_scale is None else (
         batch_scale * p.per_channel_scale).astype(F32)
-    return (scale * total.astype(F32)).astype(F32)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf scales (non-finite inputs), as in C
+        return (scale * total.astype(F32)).astype(F32)
 
 
 def eval(p: BatchMatMulParams, lhs: np.ndarray, rhs: np.ndarray) -> list[np.ndarray]:  # noqa: A001

@@ -50,7 +50,8 @@ from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
 
 from . import _fastconv, _gemm, _hybrid, _paths
 from . import _checks
-from ._common import FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext, clamp_float, compute_padding
+from ._common import (FLOAT32, FLT_MAX, INT8, INT16, INT32, INT64, UINT8, OpContext, clamp_float,
+                      compute_padding)
 
 # "optimized" and "xnnpack": the requantization of runtime/ops/_paths.py (ruy ties-up
 # rounding, XNNPACK fp32); the accumulators are the same on every path.
@@ -80,6 +81,7 @@ class ConvParams:
     requant: _paths.Requant | None = None    # non-reference paths (None: the reference MBQM)
     hybrid_fused_scale: bool = False         # optimized HybridConvPerChannel: f32(acc) * f32(pcs * s_b)
     fast: _fastconv.FastConv | None = None   # exact float32-BLAS path (runtime/ops/_fastconv.py)
+    skip_padding_taps: bool = False          # float: taps outside the image skipped (not 0 * w)
 
 
 def prepare(ctx: OpContext) -> ConvParams:
@@ -128,8 +130,15 @@ def _prepare(ctx: OpContext) -> ConvParams:
             raise ctx.unsupported(f"hybrid CONV_2D (float input, {w.type_name} filter)")
         ctx.check(b.type == FLOAT32, "bias must be float32", ".inputs[2]")
         lo, hi = ctx.float_activation_range()
-        return ConvParams(kind="float", filter=w.data.astype(np.float32), bias=b.data.astype(np.float32).reshape(-1),
-                          output_activation_min=lo, output_activation_max=hi, **common)
+        if _paths.path_of(ctx) == "xnnpack":
+            # XNNPACK's clamp has no FLT_MAX bound: NONE and RELU leave +-inf results
+            # (measured against LiteRT 2.3 BUILTIN); NaN passes its clamp as the reference's
+            lo = -np.inf if lo <= -FLT_MAX else lo
+            hi = np.inf if hi >= FLT_MAX else hi
+        filt = w.data.astype(np.float32)
+        return ConvParams(kind="float", filter=filt, bias=b.data.astype(np.float32).reshape(-1),
+                          output_activation_min=lo, output_activation_max=hi,
+                          skip_padding_taps=_float_skips_padding_taps(ctx, filt, common), **common)
 
     ctx.check_type(x, (INT8, UINT8, INT16), "input")
     ctx.require_quantized(x)
@@ -190,6 +199,51 @@ def _prepare(ctx: OpContext) -> ConvParams:
                       output_shift=s, output_activation_min=lo, output_activation_max=hi,
                       int64_bias=int64_bias, out_dtype=np.int8 if x.type == INT8 else np.int16,
                       **common)
+
+
+def _float_skips_padding_taps(ctx: OpContext, filt: np.ndarray, common: dict) -> bool:
+    """Whether float CONV_2D must skip the taps outside the image instead of multiplying
+    zero padding by the weight. The two differ only for an inf/NaN weight (``0 * inf``
+    is NaN), so finite filters (decided here, the filter is constant) keep the GEMM.
+
+    Measured against LiteRT 2.3 (tests/ops/test_conv_2d.py, non-finite weights):
+    ``reference_ops::Conv`` (BUILTIN_REF, and the optimized path's grouped
+    convolutions, conv.cc EvalFloat) skips out-of-bounds taps; ``optimized_ops::Conv``
+    (BUILTIN_WITHOUT_DEFAULT_DELEGATES, groups == 1) runs im2col with zero padding, and
+    XNNPACK (BUILTIN) reads a zero buffer for the padding: both give NaN there.
+    """
+    if not any(common["padding"]) or bool(np.all(np.isfinite(filt))):
+        return False
+    path = _paths.path_of(ctx)
+    if path == "xnnpack" or (path == "optimized" and common["groups"] == 1):
+        return False
+    return True
+
+
+def _accumulate_skipping_padding(p: ConvParams, x: np.ndarray) -> np.ndarray:
+    """Float convolution sum [N, OH, OW, Cout] as ``reference_ops::Conv`` forms it: a tap
+    whose input position lies outside the image contributes nothing (not ``0 * w``)."""
+    n, h, wd, cin = x.shape
+    cout, kh, kw, cf = p.filter.shape
+    pt, pb, pl, pr = p.padding
+    oh, ow = p.out_hw
+    (sh, sw), (dh, dw) = p.stride, p.dilation
+    fpg = cout // p.groups
+    padded = _hybrid.zero_pad_nhwc(x, p.padding)
+    acc = np.zeros((n, oh, ow, cout), np.float32)
+    for fy in range(kh):
+        iy = np.arange(oh) * sh - pt + fy * dh
+        for fx in range(kw):
+            ix = np.arange(ow) * sw - pl + fx * dw
+            valid = ((iy >= 0) & (iy < h))[:, None] & ((ix >= 0) & (ix < wd))[None, :]
+            if not valid.any():
+                continue
+            win = _hybrid.window_slices(padded, fy, fx, p.stride, p.dilation, p.out_hw)
+            parts = [win[..., g * cf:(g + 1) * cf] @ p.filter[g * fpg:(g + 1) * fpg, fy, fx, :].T
+                     for g in range(p.groups)]
+            tap = parts[0] if p.groups == 1 else np.concatenate(parts, axis=-1)
+            acc += np.where(valid[None, :, :, None], tap, np.float32(0))
+    return acc
 
 
 def _path_requant(ctx: OpContext, x, w, b, out, m: np.ndarray, s: np.ndarray, lo: int, hi: int,
@@ -331,10 +385,16 @@ def eval(p: ConvParams, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = Non
     if x.shape[0] == 0:  # an empty batch: LiteRT's loops run zero times
         return [np.zeros((0,) + tuple(p.out_hw) + (p.filter.shape[0],), p.out_dtype)]
     if p.kind == "hybrid":
-        return [_eval_hybrid(p, x)]
+        # non-finite inputs give NaN/inf scaling factors (0 * inf): NaN, as in C
+        with np.errstate(invalid="ignore", over="ignore"):
+            return [_eval_hybrid(p, x)]
     if p.kind == "float":
-        with np.errstate(invalid="ignore"):  # inf - inf sums give NaN, as in C
-            acc = _accumulate(p, x.astype(np.float32)) + p.bias
+        # inf - inf sums and 0 * inf give NaN, as in C; overflow gives inf
+        with np.errstate(invalid="ignore", over="ignore"):
+            if p.skip_padding_taps:
+                acc = _accumulate_skipping_padding(p, x.astype(np.float32)) + p.bias
+            else:
+                acc = _accumulate(p, x.astype(np.float32)) + p.bias
         return [clamp_float(acc.astype(np.float32), p.output_activation_min, p.output_activation_max)]
     if p.fast is not None and _gemm.ENABLED and p.fast.matches(x):
         return [p.fast(x, p.requant)]

@@ -46,7 +46,7 @@ from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
 from quantcore.schema.model import TensorType
 
 from . import _fastconv, _gemm, _hybrid, _paths
-from ._common import clamp_float, FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext
+from ._common import clamp_float, FLOAT32, FLT_MAX, INT8, INT16, INT32, INT64, UINT8, OpContext
 
 # "optimized": optimized_integer_ops::DepthwiseConvGeneral (int8: NEON Quantize in blocks
 # of 8 channels, ties up, gemmlowp for the leftover channels), the optimized hybrid
@@ -83,6 +83,7 @@ class DepthwiseParams:
     requant: _paths.Requant | None = None         # non-reference paths (None: reference MBQM)
     hybrid_split: int | None = None               # optimized hybrid: channels in NEON blocks of 4
     fast: _fastconv.FastDepthwise | None = None   # exact float32 path (runtime/ops/_fastconv.py)
+    numerics: str = "reference"                   # the LiteRT path reproduced (float NaN details)
 
 
 def prepare(ctx: OpContext) -> DepthwiseParams:
@@ -158,7 +159,8 @@ def _prepare(ctx: OpContext) -> DepthwiseParams:
     pb = max((oh - 1) * sh + (kh - 1) * dh + 1 - h - pt, 0)
     pr = max((ow - 1) * sw + (kw - 1) * dw + 1 - wd - pl, 0)
     dm = cout // cin
-    common = dict(path=ctx.path, stride=(sh, sw), dilation=(dh, dw), padding_values=(pt, pb, pl, pr),
+    common = dict(path=ctx.path, numerics=_paths.path_of(ctx), stride=(sh, sw), dilation=(dh, dw),
+                  padding_values=(pt, pb, pl, pr),
                   out_hw=(oh, ow), depth_multiplier=dm, out_channels=cout, has_bias=b is not None)
 
     if x.type == INT16 or hybrid:
@@ -183,6 +185,11 @@ def _prepare(ctx: OpContext) -> DepthwiseParams:
                                float_activation_min=lo, float_activation_max=hi, **common)
     if x.type == FLOAT32:
         lo, hi = ctx.float_activation_range()
+        if _paths.path_of(ctx) == "xnnpack":
+            # XNNPACK's clamp has no FLT_MAX bound: NONE and RELU leave +-inf results
+            # (measured against LiteRT 2.3 BUILTIN); NaN passes its clamp
+            lo = -np.inf if lo <= -FLT_MAX else lo
+            hi = np.inf if hi >= FLT_MAX else hi
         return DepthwiseParams(kind="float", float_activation_min=lo, float_activation_max=hi, **common)
 
     ctx.require_quantized(x)
@@ -254,6 +261,45 @@ def _taps(p: DepthwiseParams, xc: np.ndarray, kh: int, kw: int):
             yield fy, fx, np.repeat(win, p.depth_multiplier, axis=3)
 
 
+def _inside_image(p: DepthwiseParams, x_shape: tuple[int, ...], fy: int, fx: int) -> np.ndarray:
+    """[OH, OW, 1] mask: output positions whose tap (fy, fx) reads inside the image.
+
+    The float kernels of BUILTIN_REF and BUILTIN_WITHOUT_DEFAULT_DELEGATES skip taps
+    outside the image, so padding never meets an inf/NaN weight (``0 * inf`` would be
+    NaN); XNNPACK (BUILTIN) reads zeros there and gives NaN (measured, LiteRT 2.3). Only
+    taps with a non-finite weight need the mask: for finite weights both agree.
+    """
+    (sh, sw), (dh, dw) = p.stride, p.dilation
+    pt, _, pl, _ = p.padding_values
+    iy = np.arange(p.out_hw[0]) * sh - pt + fy * dh
+    ix = np.arange(p.out_hw[1]) * sw - pl + fx * dw
+    return (((iy >= 0) & (iy < x_shape[1]))[:, None] & ((ix >= 0) & (ix < x_shape[2]))[None, :])[..., None]
+
+
+_ACC_BUFFER_FLOATS = 4832   # kAccBufferMaxSize of optimized/depthwiseconv_float.h
+
+
+def _scalar_leftovers_clamp_nan_to_max(clamped: np.ndarray, raw: np.ndarray, act_max: float) -> None:
+    """The optimized float kernel's output stage (``optimized_ops::FloatDepthwiseConvImpl``):
+    per output row, pixels are accumulated in segments of ``4832 // C`` pixels; each
+    segment's ``C * pixels`` values are clamped 16 and 4 at a time with NEON (NaN kept)
+    and the last ``count % 4`` one by one with ``std::max(min, std::min(max, v))``, where
+    ``std::min(max, NaN)`` is ``max``: a NaN there becomes the activation maximum
+    (measured, BUILTIN_WITHOUT_DEFAULT_DELEGATES). Edits ``clamped`` [N, OH, OW, C] in place."""
+    n, oh, ow, c = raw.shape
+    seg = max(_ACC_BUFFER_FLOATS // c, 1)
+    for start in range(0, ow, seg):
+        stop = min(ow, start + seg)
+        count = (stop - start) * c
+        if count % 4 == 0:
+            continue
+        raw_seg = raw[:, :, start:stop, :].reshape(n, oh, count)[..., count - count % 4:]
+        out_seg = clamped[:, :, start:stop, :].reshape(n, oh, count)
+        out_seg[..., count - count % 4:] = np.where(np.isnan(raw_seg), np.float32(act_max),
+                                                   out_seg[..., count - count % 4:])
+        clamped[:, :, start:stop, :] = out_seg.reshape(n, oh, stop - start, c)
+
+
 def _int_sum(p: DepthwiseParams, xc: np.ndarray, wc: np.ndarray) -> np.ndarray:
     """Exact sum over the taps of window * filter, int64 [N, OH, OW, Cout]."""
     _, kh, kw, _ = wc.shape
@@ -273,32 +319,49 @@ def eval(p: DepthwiseParams, x: np.ndarray, w: np.ndarray, b: np.ndarray | None 
         total = np.zeros((x.shape[0],) + p.out_hw + (p.out_channels,), np.float32)
         with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN sums, as in C
             for fy, fx, win in _taps(p, xf, kh, kw):
-                total = (total + (win * wf[0, fy, fx]).astype(np.float32)).astype(np.float32)
+                prod = (win * wf[0, fy, fx]).astype(np.float32)
+                if p.numerics != "xnnpack" and not np.all(np.isfinite(wf[0, fy, fx])):
+                    prod = np.where(_inside_image(p, x.shape, fy, fx), prod, np.float32(0))
+                total = (total + prod).astype(np.float32)
             bias = np.asarray(b, np.float32) if p.has_bias else np.zeros(p.out_channels, np.float32)
             out = (total + bias).astype(np.float32)
-        return [clamp_float(out, p.float_activation_min, p.float_activation_max)]
+        clamped = clamp_float(out, p.float_activation_min, p.float_activation_max)
+        if p.numerics == "optimized":
+            _scalar_leftovers_clamp_nan_to_max(clamped, out, p.float_activation_max)
+        return [clamped]
     if p.kind == "hybrid":
-        n = x.shape[0]
-        q, sf, offset = _hybrid.asymmetric_quantize_floats(np.asarray(x, np.float32).reshape(n, -1))
-        xc = (q - offset[:, None]).reshape(x.shape)
-        acc = wrap_int32(_int_sum(p, xc, np.asarray(w, np.int64)))
-        if p.hybrid_split is not None:
-            # optimized DepthwiseConvHybridGeneral: NEON blocks of 4 channels compute
-            # f32(f32(acc) * scale[c]) * s_b, the scalar leftovers f32(acc * s_b) * scale[c]
-            accf = acc.astype(np.float32)
-            sfb = sf[:, None, None, None]
-            k = p.hybrid_split
-            acc_float = np.empty(accf.shape, np.float32)
-            acc_float[..., :k] = ((accf[..., :k] * p.per_channel_scale[:k]).astype(np.float32)
-                                  * sfb).astype(np.float32)
-            acc_float[..., k:] = ((accf[..., k:] * sfb).astype(np.float32)
-                                  * p.per_channel_scale[k:]).astype(np.float32)
-        else:
-            scale = (p.per_channel_scale[None, :] * sf[:, None]).astype(np.float32)   # [N, Cout]
-            acc_float = (acc.astype(np.float32) * scale[:, None, None, :]).astype(np.float32)
-        if p.has_bias:
-            acc_float = (acc_float + np.asarray(b, np.float32)).astype(np.float32)
-        return [clamp_float(acc_float, p.float_activation_min, p.float_activation_max)]
+        # non-finite inputs give NaN/inf scaling factors (0 * inf): NaN, as in C
+        with np.errstate(invalid="ignore", over="ignore"):
+            n = x.shape[0]
+            q, sf, offset = _hybrid.asymmetric_quantize_floats(np.asarray(x, np.float32).reshape(n, -1))
+            xc = (q - offset[:, None]).reshape(x.shape)
+            acc = wrap_int32(_int_sum(p, xc, np.asarray(w, np.int64)))
+            if p.hybrid_split is not None:
+                # optimized DepthwiseConvHybridGeneral: NEON blocks of 4 channels compute
+                # f32(f32(acc) * scale[c]) * s_b, the scalar leftovers f32(acc * s_b) * scale[c]
+                accf = acc.astype(np.float32)
+                sfb = sf[:, None, None, None]
+                k = p.hybrid_split
+                acc_float = np.empty(accf.shape, np.float32)
+                acc_float[..., :k] = ((accf[..., :k] * p.per_channel_scale[:k]).astype(np.float32)
+                                      * sfb).astype(np.float32)
+                acc_float[..., k:] = ((accf[..., k:] * sfb).astype(np.float32)
+                                      * p.per_channel_scale[k:]).astype(np.float32)
+            else:
+                scale = (p.per_channel_scale[None, :] * sf[:, None]).astype(np.float32)   # [N, Cout]
+                acc_float = (acc.astype(np.float32) * scale[:, None, None, :]).astype(np.float32)
+            if p.has_bias:
+                acc_float = (acc_float + np.asarray(b, np.float32)).astype(np.float32)
+            out = clamp_float(acc_float, p.float_activation_min, p.float_activation_max)
+            if p.hybrid_split:
+                # the NEON blocks clamp with vmaxq_f32 / vminq_f32 (NEON_2_SSE: _mm_max_ps(v,
+                # min) gives min for a NaN v): a NaN becomes the activation minimum there
+                # (measured, LiteRT 2.3 BUILTIN_WITHOUT_DEFAULT_DELEGATES); the scalar
+                # leftovers' std::max/std::min keep NaN
+                k = p.hybrid_split
+                out[..., :k] = np.where(np.isnan(acc_float[..., :k]), np.float32(p.float_activation_min),
+                                        out[..., :k])
+            return [out]
     if p.fast is not None and _gemm.ENABLED and p.fast.matches(x):
         return [p.fast(x, p.requant)]
     xc = np.asarray(x, np.int64) + p.input_offset

@@ -522,7 +522,8 @@ def eval(p: FullyConnectedParams, x: np.ndarray, w: np.ndarray, b: np.ndarray | 
     if p.kind == "hybrid":
         wq = p.filter if p.filter is not None else (w.view(np.int8) if w.dtype == np.uint8 else w)
         bias = p.bias if p.bias is not None else (None if b is None else b.reshape(-1).astype(F32))
-        return [_eval_hybrid(p, x2.astype(F32), np.asarray(wq, np.float64), bias, x).reshape(shape)]
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite inputs: NaN/inf, as in C
+            return [_eval_hybrid(p, x2.astype(F32), np.asarray(wq, np.float64), bias, x).reshape(shape)]
 
     if p.kind == "shuffled":
         wf = p.filter if p.filter is not None else _unshuffle(w, p.num_units, k)
