@@ -257,6 +257,10 @@ class Interpreter:
             if t.is_variable and state.constants[i] is None:
                 qp = t.qparams()
                 fill = int(qp[1][0]) if t.type == TensorType.INT8 and qp is not None else 0
+                if not -128 <= fill <= 127:
+                    raise ModelFormatError(f"variable int8 tensor {t.name!r} has zero point {fill}, "
+                                           "outside [-128, 127] (its reset value)",
+                                           f"subgraphs[{state.index}].tensors[{i}].quantization")
                 state.values[i] = np.full(state.shapes[i], fill, numpy_dtype(t.type))
 
     def reset_all_variables(self) -> None:

@@ -307,3 +307,17 @@ def test_memory_error_in_a_kernel_becomes_resource_limit_error(monkeypatch):
     with pytest.raises(ResourceLimitError, match=r"subgraphs\[0\]\.operators\[\d+\]: CONV_2D ran out of memory"):
         it.invoke()
     assert issubclass(ResourceLimitError, QuantcoreError)
+
+
+def test_variable_tensor_zero_point_out_of_int8_range_is_model_format_error():
+    """A variable int8 tensor is reset to its zero point; one outside int8 (a
+    bit-flipped file found by the fuzzer) is refused with the tensor's path instead of
+    an OverflowError from NumPy."""
+    path = Path(__file__).parent / "fixtures" / "recurrent" / "lstm_tfkeras_int8.tflite"
+    m = read_model(path)
+    sg = m.subgraphs[0]
+    k = next(i for i, t in enumerate(sg.tensors) if t.is_variable and t.type_name == "INT8")
+    sg.tensors[k].quantization.zero_point = [-17592186044427]
+    it = Interpreter(model_content=write_model(m))
+    with pytest.raises(ModelFormatError, match=rf"subgraphs\[0\]\.tensors\[{k}\]\.quantization: .*zero point"):
+        it.allocate_tensors()

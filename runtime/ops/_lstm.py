@@ -97,8 +97,10 @@ def mean_stddev_normalization(x: np.ndarray) -> np.ndarray:
 
 
 def _fc(acc: np.ndarray, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``MatrixBatchVectorMultiplyAccumulate`` (float): ``acc + x W^T`` into a new buffer."""
-    return (acc + (x.astype(np.float64) @ w.astype(np.float64).T).astype(F32)).astype(F32)
+    """``MatrixBatchVectorMultiplyAccumulate`` (float): ``acc + x W^T`` into a new buffer.
+    Non-finite weights or inputs give inf/NaN, as in C (no warning)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return (acc + (x.astype(np.float64) @ w.astype(np.float64).T).astype(F32)).astype(F32)
 
 
 # ---------------------------------------------------------------------------

@@ -61,7 +61,9 @@ def _prepare_reference(ctx: OpContext) -> QuantizeParams:
     if x.type not in allowed or out.type not in allowed[x.type]:
         raise ctx.unsupported(f"QUANTIZE {x.type_name} -> {out.type_name}")
     ctx.require_quantized(x)
-    ctx.check(not out.per_channel, "requantization to a per-channel output is not supported")
+    ctx.check(not out.per_channel, "requantization to a per-channel output: LiteRT would divide by "
+              "the output's legacy per-tensor scale, which is 0 for a per-channel tensor (an "
+              "infinite multiplier, undefined behaviour in QuantizeMultiplier)", ctx.where(out))
     if x.type == INT16 and out.type == INT16:
         ctx.check(x.zp == 0 and out.zp == 0, "int16 -> int16 QUANTIZE needs zero points 0")
     m, shift = quantize_multiplier(float(x.s) / float(out.s))
@@ -115,7 +117,8 @@ def quantize_float_per_tensor(x: np.ndarray, scale: float, zero_point: int, qmin
     if not (np.isfinite(s) and s >= np.float32(2.0**-120)) or x.size == 0:
         return None
     with np.errstate(over="ignore", invalid="ignore"):
-        v2 = np.divide(np.asarray(x, np.float32), s / np.float32(2), dtype=np.float32)
+        # (np.array, not np.asarray: a 0-d input must stay an array for out= below)
+        v2 = np.divide(np.array(x, np.float32, ndmin=1), s / np.float32(2), dtype=np.float32)
     lo, hi = v2.min(), v2.max()          # NaN propagates: the comparisons below fail
     if not (-_SAFE_TWICE < lo and hi < _SAFE_TWICE):
         return None
@@ -125,4 +128,4 @@ def quantize_float_per_tensor(x: np.ndarray, scale: float, zero_point: int, qmin
     np.right_shift(t, 1, out=t)
     if zero_point:
         t += np.int32(zero_point)
-    return t.astype(out_dtype)
+    return t.astype(out_dtype).reshape(np.shape(x))

@@ -70,3 +70,32 @@ def test_quantize_nonfinite_and_huge_fall_back_vs_litert_ref(oracle, dtype, qmin
         if not np.isfinite(special) or abs(float(special) / scale) >= 2.0**30:
             assert fast is None
         assert_matches_litert(oracle, _model([40], dtype, scale, zp), [x])
+
+
+@pytest.mark.parametrize("dtype,qmin,qmax", CASES)
+def test_quantize_scalar_input_vs_litert_ref(oracle, dtype, qmin, qmax):
+    """A 0-d float input (found by the fuzzer: the fast path's in-place clip needs an
+    array, not a NumPy scalar)."""
+    zp = 0 if dtype == np.int16 else qmin + 7
+    for value in (1.26, -0.35, 1e6):
+        x = np.array(value, np.float32)
+        assert quantize_float_per_tensor(x, 0.1, zp, qmin, qmax, dtype).shape == ()
+        assert_matches_litert(oracle, _model([], dtype, 0.1, zp), [x])
+
+
+def test_requantize_to_per_channel_output_is_refused_with_the_reason():
+    """int8 -> int8 QUANTIZE into a per-channel tensor: LiteRT divides by the legacy
+    per-tensor scale, which is 0 for per-channel tensors (undefined behaviour);
+    quantcore refuses it with the reason (a documented refusal of the fuzzer's
+    differential acceptance test, tests/test_fuzz_runtime.py KEEP_REFUSING)."""
+    from quantcore.errors import ModelFormatError
+    from quantcore.runtime import Interpreter
+
+    b = ModelBuilder()
+    x = b.add_input("x", [1, 2], np.int8, scale=0.1, zero_point=0)
+    y = b.add_tensor("y", [1, 2], np.int8, scale=[0.1, 0.2], zero_point=[0, 0], quantized_dimension=1)
+    b.add_operator("QUANTIZE", [x], [y])
+    b.mark_outputs(y)
+    it = Interpreter(model_content=b.to_bytes())
+    with pytest.raises(ModelFormatError, match="LiteRT would divide by the output's legacy per-tensor scale"):
+        it.allocate_tensors()
