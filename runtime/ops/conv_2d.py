@@ -98,7 +98,8 @@ def _prepare(ctx: OpContext) -> ConvParams:
     o = ctx.options
     ctx.check(len(x.shape) == 4, f"input must be 4-D, is {list(x.shape)}", ".inputs[0]")
     ctx.check(len(w.shape) == 4, f"filter must be 4-D, is {list(w.shape)}", ".inputs[1]")
-    ctx.check(w.is_constant, "a non-constant filter is not supported", ".inputs[1]")
+    if not w.is_constant:   # LiteRT runs it; quantcore prepares weights once, in prepare
+        raise ctx.unsupported("a non-constant filter (computed by the graph) is not supported yet")
     n, h, wd, cin = x.shape
     cout, kh, kw, cf = w.shape
     ctx.check(min(h, wd, cin, cout, kh, kw, cf) > 0, "zero-sized input or filter dimension")

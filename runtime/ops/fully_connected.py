@@ -284,7 +284,8 @@ def _prepare(ctx: OpContext) -> FullyConnectedParams:
     if x.type == UINT8:
         ctx.check_type(w, (UINT8,), "filter")
         ctx.check(out.type in (UINT8, INT16),
-                  f"uint8 FULLY_CONNECTED needs a uint8 or int16 output, has {out.type_name}")
+                  f"uint8 FULLY_CONNECTED needs a uint8 or int16 output type, has {out.type_name} (LiteRT "
+                  "would pick its kernel by the output type and read the uint8 input as int8)")
         if b is not None:
             ctx.check_type(b, (INT32,), "bias")
         if out.type == INT16 and _paths.path_of(ctx) not in ("optimized", "xnnpack"):
@@ -516,7 +517,8 @@ def eval(p: FullyConnectedParams, x: np.ndarray, w: np.ndarray, b: np.ndarray | 
         wf = p.filter if p.filter is not None else w.astype(F32)
         acc = sequential_dot_f32(x2[:, None, :], wf[None, :, :])
         if p.has_bias:
-            acc = (acc + (p.bias if p.bias is not None else b.reshape(-1).astype(F32))).astype(F32)
+            with np.errstate(invalid="ignore"):   # inf + -inf bias: NaN, as in C
+                acc = (acc + (p.bias if p.bias is not None else b.reshape(-1).astype(F32))).astype(F32)
         return [clamp_float(acc, p.output_activation_min, p.output_activation_max).reshape(shape)]
 
     if p.kind == "hybrid":

@@ -330,6 +330,8 @@ def _scatter_float(p: TransposeConvParams, geom, term) -> np.ndarray:
 
 def eval(p: TransposeConvParams, output_shape: np.ndarray, w: np.ndarray, x: np.ndarray,  # noqa: A001
          b: np.ndarray | None = None) -> list[np.ndarray]:
+    if b is not None:
+        b = np.asarray(b).reshape(-1)   # LiteRT checks only the element count ([O] or [O,1,1,1])
     geom = p.geometry
     if geom is None:
         geom = _geometry(output_shape, p.batches, p.input_hw, p.filter_hw, p.out_channels, p.stride,

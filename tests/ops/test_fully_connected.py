@@ -546,3 +546,15 @@ def test_fc_int4_weights_unsupported():
     b.mark_outputs(y)
     with pytest.raises(QuantcoreError):
         run_ours(b.to_bytes(), [np.zeros((1, 4), np.int8)])
+
+
+def test_fc_float_infinite_bias_gives_nan_vs_litert_ref(oracle):
+    """inf + -inf in the bias addition: NaN as in C, no NumPy warning (fuzzer finding)."""
+    b = ModelBuilder()
+    x = b.add_input("x", [1, 3], np.float32)
+    w = b.add_constant("w", np.array([[1, 2, 3], [4, 5, 6]], np.float32))
+    bias = b.add_constant("bias", np.array([-np.inf, 1.0], np.float32))
+    y = b.add_tensor("y", [1, 2], np.float32)
+    b.add_operator("FULLY_CONNECTED", [x, w, bias], [y])
+    b.mark_outputs(y)
+    assert_matches_litert(oracle, b.to_bytes(), [np.array([[np.inf, 0, 0]], np.float32)])

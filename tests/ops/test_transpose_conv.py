@@ -285,3 +285,18 @@ def test_transpose_conv_missing_quantization_raises(oracle):
     assert not oracle.run(model, inputs, "reference").ok
     with pytest.raises(ModelFormatError, match="no quantization"):
         run_ours(model, inputs)
+
+
+def test_transpose_conv_bias_of_shape_o111_vs_litert_ref(oracle):
+    """LiteRT checks only the bias's element count (== output channels), so a bias of
+    shape [O, 1, 1, 1] runs as [O] (found by the fuzzer: quantcore broadcast it)."""
+    rng = np.random.default_rng(5)
+    b = ModelBuilder()
+    shape = b.add_constant("output_shape", np.array([1, 4, 4, 3], np.int32))
+    w = b.add_constant("w", rng.normal(size=(3, 2, 2, 2)).astype(np.float32))
+    x = b.add_input("x", [1, 2, 2, 2], np.float32)
+    bias = b.add_constant("bias", rng.normal(size=(3, 1, 1, 1)).astype(np.float32))
+    y = b.add_tensor("y", [1, 4, 4, 3], np.float32)
+    b.add_operator("TRANSPOSE_CONV", [shape, w, x, bias], [y], padding="VALID", stride_w=2, stride_h=2)
+    b.mark_outputs(y)
+    assert_matches_litert(oracle, b.to_bytes(), [rng.normal(size=(1, 2, 2, 2)).astype(np.float32)])
