@@ -24,6 +24,10 @@ def prepare(ctx: OpContext) -> DepthToSpaceParams:
     ctx.check(b > 0, f"block_size {b} must be > 0")
     ctx.check(len(x.shape) == 4 and x.shape[3] % (b * b) == 0,
               f"input {list(x.shape)} must be 4-D with depth divisible by {b * b}")
+    _, h, w, _ = x.shape
+    ctx.check(b * b < 2**31 and h * b < 2**31 and w * b < 2**31,
+              f"block_size {b} with input {list(x.shape)}: LiteRT would overflow int computing "
+              "the output shape (H * block_size, W * block_size, block_size^2)", ".builtin_options")
     return DepthToSpaceParams(b)
 
 

@@ -23,6 +23,9 @@ def prepare(ctx: OpContext) -> SpaceToDepthParams:
     ctx.check(b > 0, f"block_size {b} must be > 0")
     ctx.check(len(x.shape) == 4 and x.shape[1] % b == 0 and x.shape[2] % b == 0,
               f"input {list(x.shape)} must be 4-D with height and width divisible by {b}")
+    ctx.check(b * b * x.shape[3] < 2**31,
+              f"block_size {b} with input {list(x.shape)}: LiteRT would overflow int computing "
+              "the output depth (block_size^2 * C)", ".builtin_options")
     return SpaceToDepthParams(b)
 
 

@@ -217,3 +217,27 @@ def test_concatenation_int8_mismatched_scales_is_refused():
     it = Interpreter(model_content=b.to_bytes())
     with pytest.raises(ModelFormatError, match="scale/zero point"):
         it.allocate_tensors()
+
+
+@pytest.mark.parametrize("op,shape,block", [("DEPTH_TO_SPACE", [1, 2, 3, 0], 2**31 - 1),
+                                            ("DEPTH_TO_SPACE", [1, 2, 3, 4], 2),
+                                            ("SPACE_TO_DEPTH", [1, 0, 0, 3], 2**30)])
+def test_block_size_that_overflows_litert_int_is_model_format_error(op, shape, block):
+    """A block size whose output shape overflows LiteRT's int arithmetic (found by the
+    fuzzer: an empty DEPTH_TO_SPACE input with block_size 2^31 - 1) is refused in
+    prepare with the reason; an ordinary one still runs."""
+    from quantcore.errors import ModelFormatError
+    from quantcore.runtime import Interpreter
+    from quantcore.schema.builder import ModelBuilder
+
+    b = ModelBuilder()
+    x = b.add_input("x", shape, np.float32)
+    y = b.add_tensor("y", [1, 4, 6, 1] if block == 2 else [1, 1, 1, 1], np.float32)
+    b.add_operator(op, [x], [y], block_size=block)
+    b.mark_outputs(y)
+    it = Interpreter(model_content=b.to_bytes())
+    if block == 2:
+        it.allocate_tensors()
+        return
+    with pytest.raises(ModelFormatError, match="LiteRT would overflow int"):
+        it.allocate_tensors()
