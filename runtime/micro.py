@@ -14,7 +14,8 @@ How an operator gets its micro path (``micro_paths``, called by the interpreter)
   (:func:`micro_support`, the type checks of each kernel's Prepare/Eval), otherwise
   the interpreter raises ``UnsupportedOpError`` with TFLM's reason;
 * a kernel module that lists ``"micro"`` in its ``NUMERICS`` implements TFLM's
-  arithmetic itself (``ctx.numerics == "micro"`` branches: FULLY_CONNECTED, MUL);
+  arithmetic itself (``ctx.numerics == "micro"`` branches: FULLY_CONNECTED, MUL, SVDF,
+  TRANSPOSE_CONV);
 * an operator in :data:`MICRO_SAME_AS_REFERENCE` runs the reference path's code with
   ``ctx.numerics == "micro"``: differential tests against TFLM (tests/test_micro.py)
   found the outputs identical.
@@ -36,6 +37,12 @@ Operators whose TFLM arithmetic differs from LiteRT's reference path:
 * MUL int8/int16: the multiplier is built in double,
   ``double(s1) * double(s2) / double(s_out)`` (``mul_common.cc``); LiteRT computes
   ``f32(f32(s1 * s2) / s_out)``.
+* SVDF int8: TFLM's ``EvalIntegerSvdfReference<T>`` with T the time weights' type,
+  int8 or int16, the state zero point applied (runtime/ops/svdf.py); LiteRT has no int8
+  state (it reads it as int16 and crashes or returns garbage).
+* TRANSPOSE_CONV: the output size is the output tensor's declared one and the input
+  size is not checked against it (LiteRT's Eval rejects a mismatch); 16x8 always
+  accumulates in int64 and takes an int16 bias (runtime/ops/transpose_conv.py).
 * UNIDIRECTIONAL_SEQUENCE_LSTM int8 (int16 cell): TFLM's own LSTM (``lstm_eval.h``),
   built from FULLY_CONNECTED, saturating ADD, the int16 LOGISTIC/TANH and MUL kernels,
   where LiteRT runs ``LstmStepInteger8x8_16``: :func:`micro_lstm_sequence` (1 LSB
@@ -99,7 +106,7 @@ MICRO_OPS: dict[str, str] = {
 # Operators whose TFLM kernel gives LiteRT's reference results (differential tests in
 # tests/test_micro.py, and research/tflm-notes.md Part A).
 MICRO_SAME_AS_REFERENCE: frozenset[str] = frozenset({
-    "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "ADD", "SUB",
+    "CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "SUB",
     "AVERAGE_POOL_2D", "MAX_POOL_2D", "LOGISTIC", "TANH", "HARD_SWISH",
     "QUANTIZE", "DEQUANTIZE", "LEAKY_RELU", "PRELU", "RESIZE_BILINEAR",
     "CONCATENATION", "PAD", "PADV2", "RESHAPE", "SQUEEZE", "EXPAND_DIMS",
@@ -119,7 +126,7 @@ MICRO_INPUT_TYPES: dict[str, frozenset[str] | None] = {
     "MINIMUM": frozenset({_F, _I8, _I16, _I32, _I64}),
     "AVERAGE_POOL_2D": _ACT, "MAX_POOL_2D": _ACT, "L2_POOL_2D": frozenset({_F}),
     "CONV_2D": _ACT, "DEPTHWISE_CONV_2D": _ACT, "TRANSPOSE_CONV": _ACT,
-    "FULLY_CONNECTED": _ACT, "BATCH_MATMUL": _ACT, "SVDF": _ACT,
+    "FULLY_CONNECTED": _ACT, "BATCH_MATMUL": _ACT, "SVDF": frozenset({_F, _I8}),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": _ACT,
     "SOFTMAX": _ACT, "LOGISTIC": _ACT, "TANH": _ACT, "HARD_SWISH": frozenset({_F, _I8}),
     "RELU": _ACT, "RELU6": _ACT, "LEAKY_RELU": _ACT, "PRELU": _ACT,
@@ -196,6 +203,13 @@ def micro_support(model, s: int, o: int) -> str | None:
         reason = _lstm_support(types)
         if reason is not None:
             return reason
+    if name == "TRANSPOSE_CONV" and t0 == _I16 and len(types) > 3 and types[3] == _I32:
+        return ("16x8 with an INT32 bias: TFLite Micro's kernel reads the bias as int64 "
+                "(past the end of the buffer); it takes INT64 or INT16 biases")
+    if name == "SVDF":
+        reason = _svdf_support(model, s, op)
+        if reason is not None:
+            return reason
     if name == "DEQUANTIZE" and t0 == "FLOAT16":
         return "float16 DEQUANTIZE (TFLite Micro dequantizes int8, int16 and uint8 only)"
     if name == "QUANTIZE" and op.outputs:
@@ -228,6 +242,56 @@ def _lstm_support(types: list[str | None]) -> str | None:
         return f"hybrid {types[0]} x {types[1]} LSTM (TFLite Micro has no hybrid kernels)"
     if types[19] not in (_F, _I16):
         return f"cell state {types[19]} (TFLite Micro's LSTM needs int16 or float32)"
+    return None
+
+
+def _svdf_support(model, s: int, op) -> str | None:
+    """``PrepareSvdf`` and ``EvalSvdf`` (tflite-micro kernels/svdf.cc, svdf_common.cc):
+    five inputs with a variable state; float32 throughout (no hybrid kernel), or int8
+    input and feature weights with int8 or int16 time weights, an int32 bias and an int8
+    output. TFLM reads the state with the time weights' type, reads the bias (scale in
+    the integer Prepare, data in the float Eval) even when it is absent (a null
+    dereference: measured SIGSEGV), and requires
+    ``|s_bias - f32(s_state * s_wt)| < 1e-5``."""
+    sg = model.subgraphs[s]
+    ins = list(op.inputs)
+    if len(ins) != 5:
+        return f"{len(ins)} inputs (TFLite Micro's SVDF takes 5)"
+    t = [None if i < 0 else sg.tensors[i] for i in ins]
+    x, wf, wt, bias, state = t
+    if x is None or wf is None or wt is None or state is None:
+        return "a required input is absent"
+    if not state.is_variable:
+        return "the state (input 4) is not a variable tensor (TFLite Micro requires is_variable)"
+    if bias is None:
+        return ("no bias: TFLite Micro's SVDF reads the bias unconditionally (the integer "
+                "Prepare its scale, the float Eval its data) and dereferences a null tensor")
+    names = [None if v is None else v.type_name for v in t]
+    if names[0] == _F:
+        if any(n not in (None, _F) for n in names[1:]):
+            return (f"float input with {names[1]} feature weights, {names[2]} time weights and "
+                    f"{names[4]} state (TFLite Micro has no hybrid SVDF: all float32)")
+        return None
+    if names[1] != _I8:
+        return f"feature weights {names[1]} (TFLite Micro needs INT8 with an int8 input)"
+    if names[2] not in (_I8, _I16):
+        return f"time weights {names[2]} (TFLite Micro takes INT8 or INT16)"
+    if names[4] != names[2]:
+        return (f"{names[4]} state with {names[2]} time weights (TFLite Micro reads the state "
+                f"as {names[2]})")
+    out = sg.tensors[op.outputs[0]] if op.outputs and op.outputs[0] >= 0 else None
+    if out is None or out.type_name != _I8:
+        return "the output must be INT8"
+    if names[3] != _I32:
+        return f"bias {names[3]} (TFLite Micro needs INT32)"
+    qs, qb, qw = state.qparams(), bias.qparams(), wt.qparams()
+    if qs is None or qw is None:
+        return "the state and time weights must be quantized"
+    s_bias = float(qb[0][0]) if qb is not None else 0.0
+    want = float(np.float32(np.float32(qs[0][0]) * np.float32(qw[0][0])))
+    if not abs(s_bias - want) < 1e-5:
+        return (f"bias scale {s_bias!r} differs from state scale x time weights scale "
+                f"{want!r} by 1e-5 or more (TFLite Micro's PrepareSvdf check)")
     return None
 
 

@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import compare_tensor, examples, random_input, random_scale
-from quantcore.errors import ModelFormatError, UnsupportedOpError
+from quantcore.errors import InputError, ModelFormatError, UnsupportedOpError
 from quantcore.runtime import Interpreter
 from quantcore.schema import read_model
 from quantcore.schema.builder import ModelBuilder
@@ -730,3 +730,380 @@ def test_recurrent_fixture_vs_tflm(micro, path):
             if msg:
                 problems.append(msg)
     assert not problems, "\n".join(problems[:10])
+
+
+# ---------------------------------------------------------------------------
+# SVDF: TFLM's integer SVDF, with the int8 state of its keyword models
+# ---------------------------------------------------------------------------
+def svdf_micro_model(rng, *, n_batch: int, n_input: int, rank: int, units: int, memory: int,
+                     state_dt, bias: bool = True, act: str = "RELU", gain: float = 1.0,
+                     state_zp: int | None = None) -> bytes:
+    """A one-SVDF model in TFLM's integer form: int8 input and feature weights, time
+    weights and a variable state of ``state_dt`` (int8 as in keyword_scrambled_8bit, or
+    int16), an int32 bias of scale ``f32(s_state * s_wt)``, an int8 output. The scales
+    aim the feature activations and the outputs at the middle of their ranges, times
+    ``gain`` (large gains saturate, and wrap the int8 state's ``zp + feature``)."""
+    nf = rank * units
+    info = np.iinfo(state_dt)
+    b = ModelBuilder()
+    s_in = random_scale(rng, 0.005, 0.05)
+    x = b.add_input("x", [n_batch, n_input], np.int8, scale=s_in,
+                    zero_point=int(rng.integers(-128, 128)))
+    s_wf = random_scale(rng, 0.002, 0.02)
+    wf = b.add_constant("wf", rng.integers(-127, 128, (nf, n_input)).astype(np.int8), scale=s_wf,
+                        zero_point=0)
+    wt_lim = 127 if state_dt == np.int8 else 20000
+    s_wt = random_scale(rng, 1e-3, 1e-2) if state_dt == np.int8 else random_scale(rng, 1e-5, 1e-4)
+    wt = b.add_constant("wt", rng.integers(-wt_lim, wt_lim + 1, (nf, memory)).astype(state_dt),
+                        scale=s_wt, zero_point=0)
+    target = info.max * 0.4
+    m1 = target / (74.0 * 128 * np.sqrt(n_input)) * gain
+    s_state = float(np.float32(s_in * s_wf / m1))
+    if state_zp is None:
+        state_zp = int(rng.integers(-128, 128)) if state_dt == np.int8 else 0
+    st_ = b.add_tensor("state", [n_batch, memory * nf], state_dt, scale=s_state,
+                       zero_point=state_zp, is_variable=True)
+    s_bias = float(np.float32(np.float32(s_state) * np.float32(s_wt)))
+    bi = b.add_constant("b", rng.integers(-2000, 2000, units).astype(np.int32), scale=s_bias,
+                        zero_point=0) if bias else -1
+    m2 = 50.0 / (wt_lim * 0.6 * target * np.sqrt(memory * rank)) * gain
+    y = b.add_tensor("y", [n_batch, units], np.int8, scale=float(np.float32(s_state * s_wt / m2)),
+                     zero_point=int(rng.integers(-60, 60)))
+    b.add_operator("SVDF", [x, wf, wt, bi, st_], [y], rank=rank, fused_activation_function=act)
+    b.mark_outputs(y)
+    return b.to_bytes()
+
+
+@examples(25)
+@given(seed=SEEDS, state_dt=st.sampled_from([np.int8, np.int16]), n_batch=st.integers(1, 3),
+       n_input=st.integers(1, 40), rank=st.integers(1, 3), units=st.integers(1, 8),
+       memory=st.integers(1, 10), act=st.sampled_from(ACTS + ["TANH"]),
+       gain=st.sampled_from([0.3, 1.0, 4.0, 40.0]))
+def test_svdf_integer_vs_tflm(micro, seed, state_dt, n_batch, n_input, rank, units, memory, act,
+                              gain):
+    """TFLM's ``EvalIntegerSvdfReference<T>`` (svdf_common.cc), int8 and int16 state, over
+    four invokes (the state carries): the output and the state after every invoke, bit
+    for bit. TFLM ignores the fused activation; an int8 state wraps ``zp + feature``."""
+    rng = np.random.default_rng(seed)
+    zp = None if state_dt == np.int8 else int(rng.choice([0, 0, -300, 1000]))
+    model = svdf_micro_model(rng, n_batch=n_batch, n_input=n_input, rank=rank, units=units,
+                             memory=memory, state_dt=state_dt, act=act, gain=gain, state_zp=zp)
+    assert_matches_tflm(micro, model, invokes_for(rng, [([n_batch, n_input], np.int8)], n=4))
+
+
+def test_svdf_keyword_scrambled_8bit_vs_tflm(micro):
+    """The shapes of the first SVDF of TFLM's keyword model
+    (tensorflow/lite/micro/models/keyword_scrambled_8bit.tflite: 96 inputs, 64 filters,
+    rank 1, memory 8, int8 time weights and state with a non-zero zero point), five
+    invokes."""
+    rng = np.random.default_rng(8)
+    model = svdf_micro_model(rng, n_batch=1, n_input=96, rank=1, units=64, memory=8,
+                             state_dt=np.int8)
+    assert_matches_tflm(micro, model, invokes_for(rng, [([1, 96], np.int8)], n=5))
+
+
+def test_svdf_int8_state_runs_in_micro_only(micro, oracle):
+    """LiteRT reads and writes an int8 SVDF state and int8 time weights as int16, past
+    their buffers: on the keyword model it dies (SIGSEGV on the reference and optimized
+    resolvers, a heap-corruption SIGABRT with XNNPACK), on this small one it returns
+    garbage. TFLM runs both. quantcore: micro mode equals TFLM, every other mode raises
+    UnsupportedOpError naming LiteRT's misreading and numerics='micro'."""
+    rng = np.random.default_rng(3)
+    model = svdf_micro_model(rng, n_batch=1, n_input=12, rank=1, units=4, memory=8,
+                             state_dt=np.int8)
+    invokes = invokes_for(rng, [([1, 12], np.int8)])
+    tflm = micro.run(model, invokes[:1])
+    assert tflm.ok, tflm.error
+    litert = oracle.run(model, invokes[0], "reference", preserve_all_tensors=False)
+    assert litert.aborted or not np.array_equal(litert.outputs[0], tflm.outputs[0][0])
+    for numerics in ("reference", "optimized", "xnnpack"):
+        with pytest.raises(UnsupportedOpError, match="numerics='micro'") as e:
+            Interpreter(model_content=model, numerics=numerics).allocate_tensors()
+        assert "reads both as int16" in str(e.value)
+    assert_matches_tflm(micro, model, invokes)
+
+
+def test_svdf_micro_refuses_what_tflm_cannot_run(micro):
+    """TFLM's PrepareSvdf: no hybrid SVDF, the state read with the time weights' type,
+    a bias required by the integer kernel (its scale is read unconditionally), and the
+    bias scale within 1e-5 of s_state * s_wt."""
+    rng = np.random.default_rng(4)
+    no_bias = svdf_micro_model(rng, n_batch=1, n_input=6, rank=1, units=2, memory=3,
+                               state_dt=np.int8, bias=False)
+    assert not micro.run(no_bias, [[np.zeros((1, 6), np.int8)]]).ok
+    with pytest.raises(UnsupportedOpError, match="no bias"):
+        Interpreter(model_content=no_bias, numerics="micro")
+    from quantcore.schema.writer import write_model
+    for field, value, match in (("state_type", "INT16", "reads the state as INT8"),
+                                ("bias_scale", 0.5, "bias scale")):
+        m = read_model(svdf_micro_model(rng, n_batch=1, n_input=6, rank=1, units=2, memory=3,
+                                        state_dt=np.int8))
+        sg = m.subgraphs[0]
+        op = sg.operators[0]
+        if field == "state_type":
+            from quantcore.schema.model import TensorType
+            sg.tensors[op.inputs[4]].type = TensorType.INT16
+        else:
+            sg.tensors[op.inputs[3]].quantization.scale = np.array([value], np.float32)
+        data = write_model(m)
+        if field == "bias_scale":
+            assert not micro.run(data, [[np.zeros((1, 6), np.int8)]]).ok
+        with pytest.raises(UnsupportedOpError, match=match):
+            Interpreter(model_content=data, numerics="micro")
+
+
+# ---------------------------------------------------------------------------
+# TRANSPOSE_CONV: shapes LiteRT's Eval rejects, 16x8 biases LiteRT does not take
+# ---------------------------------------------------------------------------
+def transpose_conv_micro_model(rng, dt, *, in_hw, out_hw, k_hw, stride, padding: str,
+                               bias: str, runtime_shape: bool = False, act: str = "NONE",
+                               int16_zp: bool = False) -> bytes:
+    """A TRANSPOSE_CONV whose declared output size ``out_hw`` need not be the one the
+    input size ``in_hw`` implies; ``bias`` "int64", "int16", "int32" or "none"; the
+    output_shape a constant or (``runtime_shape``) a model input, as in TFLM's seanet
+    integration models; ``int16_zp``: non-zero int16 zero points (LiteRT refuses them)."""
+    cin, cout = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    b = ModelBuilder()
+    q_in = qp(rng, dt)
+    q_out = qp(rng, dt, 1e-2, 1.0)
+    if int16_zp and dt == np.int16:
+        q_in["zero_point"] = int(rng.integers(-3000, 3000))
+        q_out["zero_point"] = int(rng.integers(-3000, 3000))
+    x_shape = [1, *in_hw, cin]
+    y_shape = [1, *out_hw, cout]
+    if runtime_shape:
+        shape = b.add_input("shape", [4], np.int32)
+    else:
+        shape = b.add_constant("shape", np.array(y_shape, np.int32))
+    x = b.add_input("x", x_shape, dt, **q_in)
+    sw = np.array([random_scale(rng, 1e-3, 0.05) for _ in range(cout)], np.float32)
+    w = b.add_constant("w", rng.integers(-127, 128, (cout, *k_hw, cin)).astype(np.int8), scale=sw,
+                       zero_point=np.zeros(cout, np.int64), quantized_dimension=0)
+    inputs = [shape, w, x]
+    if bias != "none":
+        bdt = {"int64": np.int64, "int32": np.int32, "int16": np.int16}[bias]
+        lim = 30000 if bdt == np.int16 else 2**20
+        inputs.append(b.add_constant("b", rng.integers(-lim, lim, cout).astype(bdt),
+                                     scale=(q_in["scale"] * sw).astype(np.float32),
+                                     zero_point=np.zeros(cout, np.int64)))
+    y = b.add_tensor("y", y_shape, dt, **q_out)
+    b.add_operator("TRANSPOSE_CONV", inputs, [y], padding=padding, stride_h=stride[0],
+                   stride_w=stride[1], fused_activation_function=act, version=3)
+    b.mark_outputs(y)
+    return b.to_bytes()
+
+
+def _implied_input(size: int, k: int, s: int, padding: str) -> int:
+    """The input size LiteRT's ComputePaddingHeightWidthChecked derives from an output size."""
+    return (size + s - 1) // s if padding == "SAME" else (size + s - k) // s
+
+
+@examples(30)
+@given(seed=SEEDS, dt=st.sampled_from([np.int16, np.int16, np.int8]),
+       padding=st.sampled_from(["SAME", "VALID"]), bias=st.sampled_from(["int64", "int16", "none"]),
+       runtime_shape=st.booleans(), act=st.sampled_from(ACTS), int16_zp=st.booleans())
+def test_transpose_conv_shapes_litert_rejects_vs_tflm(micro, seed, dt, padding, bias,
+                                                      runtime_shape, act, int16_zp):
+    """TFLM's TransposeConvPrepare/Eval (kernels/transpose_conv.cc): input sizes other
+    than the ones the declared output implies (LiteRT's Eval refuses them), 16x8 with an
+    int64, int16 (widened) or no bias (int64 accumulator) and zero or non-zero zero
+    points (ignored by the int16 kernel), the output_shape constant or an input TFLM
+    never reads; three invokes, bit for bit."""
+    rng = np.random.default_rng(seed)
+    if dt == np.int8 and bias == "int16":
+        bias = "none"
+    if dt == np.int8 and bias == "int64":
+        bias = "none"
+    k_hw = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+    stride = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    out_hw = (int(rng.integers(1, 9)), int(rng.integers(1, 9)))
+    in_hw = tuple(max(1, _implied_input(o, k, s, padding) + int(rng.integers(-2, 3)))
+                  for o, k, s in zip(out_hw, k_hw, stride))
+    model = transpose_conv_micro_model(rng, dt, in_hw=in_hw, out_hw=out_hw, k_hw=k_hw,
+                                       stride=stride, padding=padding, bias=bias,
+                                       runtime_shape=runtime_shape, act=act, int16_zp=int16_zp)
+    m = read_model(model)
+    cout = m.subgraphs[0].tensors[m.subgraphs[0].outputs[0]].shape[3]
+    x_spec = (list(m.subgraphs[0].tensors[m.subgraphs[0].inputs[-1]].shape), dt)
+    invokes = invokes_for(rng, [x_spec])
+    if runtime_shape:
+        invokes = [[np.array([1, *out_hw, cout], np.int32), *inv] for inv in invokes]
+    assert_matches_tflm(micro, model, invokes)
+
+
+def test_transpose_conv_16x8_shape_litert_rejects_runs_in_micro_only(micro, oracle):
+    """A 16x8 TRANSPOSE_CONV (SAME, stride 2, 3x3 kernel) declaring a 4x4 output for a
+    3x3 input (LiteRT implies a 2x2 input): LiteRT refuses it on every resolver
+    ("transpose_conv.cc:315 computed_input_height != SizeOfDimension(input, 1) (2 != 3)
+    ... failed to prepare"); TFLM runs it. quantcore: micro mode equals TFLM; the other modes raise
+    ModelFormatError naming the mismatch and numerics='micro'."""
+    rng = np.random.default_rng(21)
+    model = transpose_conv_micro_model(rng, np.int16, in_hw=(3, 3), out_hw=(4, 4), k_hw=(3, 3),
+                                       stride=(2, 2), padding="SAME", bias="int64")
+    m = read_model(model)
+    x_shape = list(m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]].shape)
+    invokes = invokes_for(rng, [(x_shape, np.int16)])
+    for numerics in ("reference", "optimized", "xnnpack"):
+        theirs = oracle.run(model, invokes[0], numerics, preserve_all_tensors=False)
+        assert not theirs.ok and "computed_input_height" in theirs.error, theirs.error
+        with pytest.raises(ModelFormatError, match="numerics='micro'"):
+            Interpreter(model_content=model, numerics=numerics).allocate_tensors()
+    assert_matches_tflm(micro, model, invokes)
+
+
+def test_transpose_conv_16x8_int32_bias_is_refused_in_micro(micro):
+    """TFLM reads a 16x8 TRANSPOSE_CONV bias as int64 whatever its type: an int32 bias is
+    read past its end, so micro mode refuses it (LiteRT runs it with
+    quantized_bias_type INT32)."""
+    rng = np.random.default_rng(2)
+    model = transpose_conv_micro_model(rng, np.int16, in_hw=(2, 2), out_hw=(4, 4), k_hw=(2, 2),
+                                       stride=(2, 2), padding="SAME", bias="int32")
+    with pytest.raises(UnsupportedOpError, match="reads the bias as int64"):
+        Interpreter(model_content=model, numerics="micro")
+
+
+@examples(10)
+@given(seed=SEEDS, n_batch=st.integers(1, 3), n_input=st.integers(1, 20), rank=st.integers(1, 3),
+       units=st.integers(3, 6), memory=st.integers(1, 6),
+       act=st.sampled_from(["NONE", "RELU", "RELU6", "TANH"]), bias=st.booleans())
+def test_svdf_float_vs_tflm(micro, seed, n_batch, n_input, rank, units, memory, act, bias):
+    """TFLM's ``EvalFloatSvdfReference`` (svdf_common.cc) against quantcore's float SVDF
+    (LiteRT's arithmetic, whose summation order differs), four invokes, within 1e-4 of
+    the output range (three units at least, so that the range is not 0). Without a bias
+    TFLM dereferences a null tensor (SIGSEGV): micro mode refuses that model."""
+    rng = np.random.default_rng(seed)
+    nf = rank * units
+    b = ModelBuilder()
+    x = b.add_input("x", [n_batch, n_input], np.float32)
+    wf = b.add_constant("wf", rng.normal(0, 0.4, (nf, n_input)).astype(np.float32))
+    wt = b.add_constant("wt", rng.normal(0, 0.4, (nf, memory)).astype(np.float32))
+    bi = b.add_constant("b", rng.normal(0, 0.5, units).astype(np.float32)) if bias else -1
+    st_ = b.add_tensor("state", [n_batch, memory * nf], np.float32, is_variable=True)
+    y = b.add_tensor("y", [n_batch, units], np.float32)
+    b.add_operator("SVDF", [x, wf, wt, bi, st_], [y], rank=rank, fused_activation_function=act)
+    b.mark_outputs(y)
+    invokes = invokes_for(rng, [([n_batch, n_input], np.float32)], n=4)
+    if not bias:
+        assert micro.run(b.to_bytes(), invokes).aborted
+        with pytest.raises(UnsupportedOpError, match="no bias"):
+            Interpreter(model_content=b.to_bytes(), numerics="micro")
+        return
+    assert_matches_tflm(micro, b.to_bytes(), invokes)
+
+
+def test_svdf_hybrid_is_refused_in_micro(micro):
+    """TFLM has no hybrid SVDF (float input, int8 weights): its Prepare requires float32
+    weights and state with a float input."""
+    rng = np.random.default_rng(6)
+    b = ModelBuilder()
+    x = b.add_input("x", [1, 4], np.float32)
+    wf = b.add_constant("wf", rng.integers(-127, 128, (2, 4)).astype(np.int8), scale=0.01,
+                        zero_point=0)
+    wt = b.add_constant("wt", rng.integers(-127, 128, (2, 3)).astype(np.int8), scale=0.01,
+                        zero_point=0)
+    st_ = b.add_tensor("state", [1, 6], np.float32, is_variable=True)
+    y = b.add_tensor("y", [1, 2], np.float32)
+    bi = b.add_constant("b", np.zeros(2, np.float32))
+    b.add_operator("SVDF", [x, wf, wt, bi, st_], [y], rank=1)
+    b.mark_outputs(y)
+    data = b.to_bytes()
+    assert not micro.run(data, [[np.ones((1, 4), np.float32)]]).ok
+    with pytest.raises(UnsupportedOpError, match="no hybrid SVDF"):
+        Interpreter(model_content=data, numerics="micro")
+    Interpreter(model_content=data).allocate_tensors()   # LiteRT's hybrid kernel: reference
+
+
+def _svdf_knife_edge_model(rng, state_dt, *, feature_edges: bool) -> tuple[bytes, np.ndarray]:
+    """An SVDF whose results sit where a float32-built and a double-built multiplier
+    round apart. ``feature_edges``: 256 batch rows x = -128..127, one input, 64 filters
+    with M1 in [0.5, 12] (every product x * w_f lands in the int16 state); otherwise zero
+    time weights and biases chosen among the values where the two M2 disagree, so that
+    each output is ``MBQM(bias, M2)``. Returns the model and its one input."""
+    from quantcore.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+    f32 = np.float32
+    nf = 64
+    b = ModelBuilder()
+    if feature_edges:
+        s_in, s_wf = float(f32(random_scale(rng, 0.005, 0.05))), float(f32(random_scale(rng, 0.002, 0.02)))
+        s_state = float(f32(s_in * s_wf / float(rng.uniform(0.5, 12))))
+        s_wt, s_out, batch = float(f32(random_scale(rng, 1e-5, 1e-4))), 1.0, 256
+        wf_v = rng.integers(-127, 128, (nf, 1)).astype(np.int8)
+        wt_v = np.ones((nf, 1), state_dt)
+        bias_v = np.zeros(nf, np.int32)
+        x_v = np.arange(-128, 128).astype(np.int8).reshape(batch, 1)
+    else:
+        s_in, s_wf, batch = 0.01, 0.01, 1
+        s_state = float(f32(random_scale(rng, 1e-3, 1e-1)))
+        s_wt = float(f32(random_scale(rng, 1e-4, 1e-2)))
+        s_out = float(f32(s_state * s_wt / float(rng.uniform(5e-5, 1e-4))))
+        m_float = quantize_multiplier(float(f32(f32(f32(s_state) * f32(s_wt)) / f32(s_out))))
+        m_double = quantize_multiplier(s_state * s_wt / s_out)
+        cand = np.arange(-1_200_000, 1_200_000, dtype=np.int64)
+        edges = cand[multiply_by_quantized_multiplier(cand, *m_float)
+                     != multiply_by_quantized_multiplier(cand, *m_double)]
+        bias_v = rng.choice(edges, nf, replace=len(edges) < nf).astype(np.int32)
+        wf_v = np.zeros((nf, 1), np.int8)
+        wt_v = np.zeros((nf, 1), state_dt)
+        x_v = np.zeros((1, 1), np.int8)
+    x = b.add_input("x", [batch, 1], np.int8, scale=s_in, zero_point=0)
+    wf = b.add_constant("wf", wf_v, scale=s_wf, zero_point=0)
+    wt = b.add_constant("wt", wt_v, scale=s_wt, zero_point=0)
+    bi = b.add_constant("b", bias_v, scale=float(f32(f32(s_state) * f32(s_wt))), zero_point=0)
+    st_ = b.add_tensor("state", [batch, nf], state_dt, scale=s_state, zero_point=0,
+                       is_variable=True)
+    y = b.add_tensor("y", [batch, nf], np.int8, scale=s_out, zero_point=0)
+    b.add_operator("SVDF", [x, wf, wt, bi, st_], [y], rank=1, fused_activation_function="RELU")
+    b.mark_outputs(y)
+    return b.to_bytes(), x_v
+
+
+@pytest.mark.parametrize("feature_edges", [True, False], ids=["M1", "M2"])
+def test_svdf_multipliers_in_double_vs_tflm(micro, oracle, feature_edges):
+    """TFLM (the tflite-micro wheel) builds SVDF's M1 and M2 in double; LiteRT in
+    float32 (``f32(f32(s1 * s2) / s3)``, tflite/kernels/svdf.cc). On values placed at the
+    rounding edges micro mode equals TFLM, and LiteRT's reference path (quantcore's
+    "reference", itself compared with LiteRT's BUILTIN_REF here) differs from TFLM on at
+    least one of them: the int16-state SVDF is 1 LSB apart between the two runtimes."""
+    rng = np.random.default_rng(5)
+    model, x = _svdf_knife_edge_model(rng, np.int16, feature_edges=feature_edges)
+    assert_matches_tflm(micro, model, [[x]])
+    tflm = micro.run(model, [[x]])
+    m = read_model(model)
+    state_t = m.subgraphs[0].operators[0].inputs[4]
+    it = Interpreter(model_content=model, numerics="reference")
+    it.allocate_tensors()
+    it.set_tensor(0, x)
+    it.invoke()
+    litert = oracle.run(model, [x], "reference")
+    assert litert.ok, litert.error
+    if feature_edges:
+        mine, theirs = it.get_tensor(state_t), tflm.tensors[0][(0, state_t)]
+        np.testing.assert_array_equal(mine, litert.tensors[state_t])
+    else:
+        mine, theirs = it.get_tensor(m.subgraphs[0].outputs[0]), tflm.outputs[0][0]
+        np.testing.assert_array_equal(mine, litert.outputs[0])
+    assert np.count_nonzero(mine != theirs.reshape(mine.shape)) > 0
+
+
+def test_transpose_conv_16x8_output_shape_input_is_ignored_by_tflm(micro, oracle):
+    """TFLM's seanet integration models (tensorflow/lite/micro/integration_tests/seanet/
+    transpose_conv) feed output_shape as a model input. TFLM never reads it: left at
+    zeros, TFLM still runs; LiteRT fails to invoke ("transpose_conv.cc:902
+    SizeOfDimension(input, 0) != SizeOfDimension(output, 0) (1 != 0)"; never set, it
+    reads garbage, or "BytesRequired number of elements overflowed"). quantcore: micro
+    mode equals TFLM, the reference path raises InputError naming numerics='micro'."""
+    rng = np.random.default_rng(9)
+    model = transpose_conv_micro_model(rng, np.int16, in_hw=(1, 5), out_hw=(3, 12), k_hw=(3, 4),
+                                       stride=(1, 2), padding="VALID", bias="int64",
+                                       runtime_shape=True)
+    x = random_input(rng, [1, 1, 5, read_model(model).subgraphs[0].tensors[1].shape[3]], np.int16)
+    unset = np.zeros(4, np.int32)
+    theirs = oracle.run(model, {0: unset, 1: x}, "reference", preserve_all_tensors=False)
+    assert not theirs.ok and "failed to invoke" in theirs.error, theirs.error
+    it = Interpreter(model_content=model)
+    it.allocate_tensors()
+    it.set_tensor(0, unset)
+    it.set_tensor(1, x)
+    with pytest.raises(InputError, match="numerics='micro'"):
+        it.invoke()
+    assert_matches_tflm(micro, model, [[unset, x], [unset, x]])

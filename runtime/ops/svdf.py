@@ -22,6 +22,20 @@ and clamped to int16; the time products (int16 x int16 in int32) with
 LiteRT requires the RELU activation here but never applies it: reproduced (no clamp
 at the zero point). Hybrid: the input is quantized per row as in every hybrid kernel,
 the time weights are dequantized to float32 once.
+
+TFLite Micro (``numerics="micro"``, tflite-micro ``kernels/svdf.cc`` and
+``svdf_common.cc`` ``EvalIntegerSvdfReference<T>``): T, the type of the state, is the
+type of the time weights, int16 or int8 (keyword models such as TFLM's
+``keyword_scrambled_8bit.tflite`` keep an int8 state). M1 and M2 are built in double
+(LiteRT: float32), so even the int16-state SVDF differs from LiteRT by 1 LSB where a
+product lands near a rounding tie. The new feature activation is
+``wrap_T(zp_state + clamp_T(MBQM(sum W_f (x - zp_in), M1)))`` (a C conversion to T),
+the time products use ``state - zp_state``, and no activation is applied (TFLM accepts
+any). LiteRT reads time weights and state as int16 whatever their type: with int8 ones
+it reads and writes past their buffers (measured on keyword_scrambled_8bit: SIGSEGV on
+the reference and optimized resolvers, "double free or corruption" SIGABRT with
+XNNPACK; on small models, garbage outputs), so the other paths refuse them and name
+numerics='micro'. The float path is shared.
 """
 from __future__ import annotations
 
@@ -35,7 +49,9 @@ from . import _lstm
 from ._common import FLOAT32, INT8, INT16, INT32, OpContext
 from ._matmul_hybrid import batch_quantize_floats, exact_int_matmul, sse_reduction_sum_int8
 
-NUMERICS = ("reference",)
+# LiteRT registers one SVDF kernel for every resolver, and XNNPACK does not take SVDF:
+# "optimized" and "xnnpack" run the reference arithmetic (tests/ops/test_svdf.py).
+NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 F32 = np.float32
 
 
@@ -54,6 +70,8 @@ class Params:
     scale_2: tuple = (0, 0)
     input_zp: int = 0
     output_zp: int = 0
+    state_zp: int = 0                  # micro: TFLM's activation_state_zero_point
+    state_dtype: type = np.int16       # micro: int16 or int8 (the time weights' type)
 
 
 def prepare(ctx: OpContext) -> Params:
@@ -98,6 +116,14 @@ def prepare(ctx: OpContext) -> Params:
         return Params("hybrid", asymmetric=bool(ctx.options.get("asymmetric_quantize_inputs", False)),
                       wf_scale=float(wf.scale[0]), wt_scale=float(wt.scale[0]), **common)
     out = ctx.output(0)
+    if ctx.numerics == "micro":
+        return _prepare_micro(ctx, x, wf, wt, state, out, common)
+    if wt.type == INT8 or state.type == INT8:
+        raise ctx.unsupported(
+            f"integer SVDF with {wt.type_name} time weights and {state.type_name} state (TFLite "
+            "Micro's int8-state form): LiteRT's kernel reads both as int16, past the ends of their "
+            "buffers, and crashes (SIGSEGV; heap corruption with XNNPACK) or returns garbage. "
+            "TFLite Micro runs it: numerics='micro'")
     ctx.check(wt.type == INT16 and state.type == INT16 and out.type == INT8,
               "integer SVDF needs INT16 time weights and state and an INT8 output")
     if bias is not None:
@@ -109,6 +135,49 @@ def prepare(ctx: OpContext) -> Params:
     s2 = float(F32(F32(F32(state.s) * F32(wt.s)) / F32(out.s)))
     return Params("integer", scale_1=quantize_multiplier(s1), scale_2=quantize_multiplier(s2),
                   input_zp=x.zp, output_zp=out.zp, **common)
+
+
+def _prepare_micro(ctx: OpContext, x, wf, wt, state, out, common: dict) -> Params:
+    """TFLM's ``PrepareSvdf`` for int8 input (the type combinations were checked by
+    ``runtime.micro.micro_support``): ``M1 = double(s_in) * double(s_wf) /
+    double(s_state)``, ``M2 = double(s_state) * double(s_wt) / double(s_out)``, the zero
+    points of input, output and state. TFLM never looks at the activation.
+
+    The multipliers are built in double, not float32 as in LiteRT (and in the mirror's
+    svdf_common.cc of 2026-08): measured on the tflite-micro wheel 0.dev20261023 with
+    knife-edge biases and feature sums, where the float32 formula missed 106 of 142
+    outputs and the double one none (tests/test_micro.py
+    test_svdf_multipliers_in_double_vs_tflm)."""
+    for t in (x, wf, state, wt, out):
+        ctx.require_quantized(t)
+    s1 = float(x.s) * float(wf.s) / float(state.s)
+    s2 = float(state.s) * float(wt.s) / float(out.s)
+    return Params("micro", scale_1=quantize_multiplier(s1), scale_2=quantize_multiplier(s2),
+                  input_zp=x.zp, output_zp=out.zp, state_zp=state.zp,
+                  state_dtype=np.int8 if wt.type == INT8 else np.int16, **common)
+
+
+def _eval_micro(p: Params, x, wf, wt, bias, st) -> np.ndarray:
+    """``EvalIntegerSvdfReference<T>`` (svdf_common.cc) on the shifted state ``st``
+    [B, F, M] (int64 values of type T), updated in place:
+
+    feature = clamp_T(MBQM(sum_i W_f[f, i] (x[b, i] - zp_in), M1));
+    st[b, f, M-1] = T(zp_state + feature)        (C conversion: wraps);
+    scratch[b, f] = sum_m W_t[f, m] (st[b, f, m] - zp_state)   (int32);
+    out = clamp_int8(MBQM(bias + sum of each unit's rank filters, M2) + zp_out)."""
+    info = np.iinfo(p.state_dtype)
+    acc = exact_int_matmul(x.astype(np.float64) - p.input_zp, wf.astype(np.float64).T)
+    feat = multiply_by_quantized_multiplier(wrap_int32(acc), *p.scale_1)
+    feat = np.clip(feat, info.min, info.max)
+    st[:, :, -1] = (feat + p.state_zp).astype(np.int64).astype(p.state_dtype)
+    batch = x.shape[0]
+    centered = st.astype(np.int64) - p.state_zp
+    scratch = wrap_int32(np.einsum("bfm,fm->bf", centered, wt.astype(np.int64)))
+    out = wrap_int32(scratch.reshape(batch, p.num_units, p.rank).sum(axis=2))
+    if bias is not None:
+        out = wrap_int32(out + np.asarray(bias, np.int64).reshape(-1)[None, :])
+    o = multiply_by_quantized_multiplier(out, *p.scale_2)
+    return np.clip(o + p.output_zp, -128, 127).astype(np.int8)
 
 
 def _time_and_output(p: Params, state3, wt, bias, batch):
@@ -140,7 +209,10 @@ def eval(p: Params, x, wf, wt, bias, state):
     shifted[:-1] = flat[1:]
     shifted[-1:] = flat[-1:]
     st = shifted.reshape(batch, p.num_filters, p.memory_size)
-    if p.kind == "float":
+    if p.kind == "micro":
+        st = st.astype(np.int64)
+        out = _eval_micro(p, x, wf, wt, bias, st)
+    elif p.kind == "float":
         feat = _lstm._fc(np.zeros((batch, p.num_filters), F32), x.astype(F32), wf.astype(F32))
         st[:, :, -1] = feat
         out = _time_and_output(p, st, wt.astype(F32), bias, batch)

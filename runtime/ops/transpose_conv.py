@@ -28,6 +28,19 @@ with ``(x + input_offset) * w`` for int8, ``(x + input_offset) * (w + weights_of
 for uint8 and ``x * w`` for int16; the int8 kernel ignores a weights zero point.
 The sums are exact (order does not matter); int32 scratch wraps as in C++.
 
+TFLite Micro (``numerics="micro"``, tflite-micro ``kernels/transpose_conv.cc``): the
+output height/width are the output tensor's declared ones (TFLM never reads
+``output_shape``), the padding is ``ComputePaddingHeightWidth`` on them (zero when
+VALID's ``OH + s - KH`` is negative), and nothing checks that the input height/width
+are the ones the output implies: the scatter drops what falls outside the output. LiteRT
+rejects such a model at invoke (``computed_input_height == SizeOfDimension(input, 1)``
+after ``ComputePaddingHeightWidthChecked``), so the other paths refuse it and name
+numerics='micro'. 16x8 in TFLM always accumulates in int64 with the int64
+``MultiplyByQuantizedMultiplier``; an int16 bias is widened to int64 (LiteRT accepts
+only int32/int64), an int32 bias would be read as int64 (``runtime.micro`` refuses it);
+non-zero int16 zero points, which LiteRT refuses, are accepted and ignored (the int16
+kernel adds no offsets; the activation range still uses the output zero point).
+
 Float and hybrid accumulate in float32 in the scatter order, which for one output
 element is (in_y, in_x, in_channel) ascending, i.e. (fy, fx) descending and
 in_channel ascending; this module adds the terms in exactly that order. Float
@@ -52,8 +65,8 @@ from ._common import clamp_float, FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpC
 # "optimized": optimized_integer_ops::TransposeConvV2 / optimized_ops::TransposeConvV2
 # (NEON Quantize: per-channel blocks of 8, or flat blocks of 16 for uint8; ties up, scalar
 # leftovers gemmlowp); "xnnpack": XNNPACK's fp32 requantization where the delegate takes
-# the operator. See runtime/ops/_paths.py.
-NUMERICS = ("reference", "optimized", "xnnpack")
+# the operator. See runtime/ops/_paths.py. "micro": TFLite Micro (module docstring).
+NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 
 INT16_MAX = 32767
 
@@ -110,9 +123,36 @@ def _geometry(shape_values, batches: int, in_hw: tuple[int, int], filter_hw: tup
                 raise fail(f"output {name} {size} is smaller than the filter")
             computed = num // s
         if computed != h_in:
-            raise fail(f"output {name} {size} gives input {name} {computed}, the input has {h_in}")
+            raise fail(f"output {name} {size} gives input {name} {computed}, the input has {h_in} "
+                       "(LiteRT's Eval rejects it; TFLite Micro does not check and runs it: "
+                       "numerics='micro')")
         pads.append(_hybrid.padding_with_offset(s, 1, size, k, computed)[0])
     return oh, ow, pads[0], pads[1]
+
+
+def _micro_geometry(out_shape, batches: int, filter_hw: tuple[int, int], out_channels: int,
+                    stride: tuple[int, int], padding: int, fail) -> tuple[int, int, int, int]:
+    """(OH, OW, pad_h, pad_w) as TFLM's ``CalculateOpData`` gets them: OH/OW from the
+    output tensor's declared shape, ``ComputePaddingHeightWidth(stride, 1, OH, OW, KH,
+    KW)``: the implied input size ``n = ceil(size / s)`` (SAME) or ``(size + s - K) // s``
+    (VALID), then ``pad = max((n - 1) * s + K - size, 0) // 2``; when an implied size is
+    negative, both paddings stay 0. The reference kernel's ``MatchingDim`` DCHECKs (batch,
+    output channels) are checked here."""
+    dims = [int(v) for v in out_shape]
+    if len(dims) != 4:
+        raise fail(f"output has {len(dims)} dimensions, must be 4-D")
+    n, oh, ow, oc = dims
+    if n != batches or oc != out_channels or oh <= 0 or ow <= 0:
+        raise fail(f"output shape {dims} does not fit the input batch {batches} and "
+                   f"{out_channels} output channels")
+    implied = []
+    for size, k, s in ((oh, filter_hw[0], stride[0]), (ow, filter_hw[1], stride[1])):
+        implied.append((size + s - 1) // s if padding == 0 else (size + s - k) // s)
+    if min(implied) < 0:
+        return oh, ow, 0, 0
+    pad_h = _hybrid.padding_with_offset(stride[0], 1, oh, filter_hw[0], implied[0])[0]
+    pad_w = _hybrid.padding_with_offset(stride[1], 1, ow, filter_hw[1], implied[1])[0]
+    return oh, ow, pad_h, pad_w
 
 
 def prepare(ctx: OpContext) -> TransposeConvParams:
@@ -123,6 +163,7 @@ def prepare(ctx: OpContext) -> TransposeConvParams:
     x = ctx.input(2)
     b = ctx.input(3, optional=True)
     out = ctx.output(0)
+    micro = ctx.numerics == "micro"
     ctx.check(len(shp.shape) == 1, f"output_shape must be 1-D, is {list(shp.shape)}", ".inputs[0]")
     ctx.check(len(x.shape) == 4, f"input must be 4-D, is {list(x.shape)}", ".inputs[2]")
     ctx.check(len(w.shape) == 4, f"weights must be 4-D, is {list(w.shape)}", ".inputs[1]")
@@ -148,7 +189,8 @@ def prepare(ctx: OpContext) -> TransposeConvParams:
             if x.type == INT8 and b.quantized:
                 ctx.check(len(b.zero_point) > 1 or b.zp == 0, "bias zero point must be 0", bw)
         elif x.type == INT16:
-            ctx.check_type(b, (INT64, INT32), "bias")
+            # TFLM widens an int16 bias to int64 (runtime.micro refuses an int32 one)
+            ctx.check_type(b, (INT64, INT32, INT16) if micro else (INT64, INT32), "bias")
             if b.quantized:
                 ctx.check(len(b.zero_point) > 1 or b.zp == 0, "bias zero point must be 0", bw)
         else:
@@ -158,17 +200,21 @@ def prepare(ctx: OpContext) -> TransposeConvParams:
     if x.type == INT16:
         ctx.require_quantized(x)
         ctx.require_quantized(out)
-        ctx.check(x.zp == 0 and out.zp == 0, "16x8 TRANSPOSE_CONV needs zero points 0 (symmetric int16)")
+        # TFLM does not check; its int16 kernel ignores both zero points (eval below)
+        ctx.check(micro or (x.zp == 0 and out.zp == 0),
+                  "16x8 TRANSPOSE_CONV needs zero points 0 (symmetric int16; TFLite Micro runs "
+                  "it ignoring them: numerics='micro')")
         qbt = o.get("quantized_bias_type", FLOAT32)
-        if qbt != FLOAT32:
+        if qbt != FLOAT32 and not micro:   # TFLM ignores quantized_bias_type
             ctx.check(qbt in (INT32, INT64), "quantized_bias_type must be INT32 or INT64", ".builtin_options")
             ctx.check(b is None or b.type == qbt, "bias type differs from quantized_bias_type", ".inputs[3]")
         # Only quantized_bias_type INT32 selects the int32 kernel; otherwise LiteRT reads the
         # bias as int64, past the end of an int32 buffer.
-        ctx.check(b is None or b.type == INT64 or qbt == INT32,
+        ctx.check(micro or b is None or b.type == INT64 or qbt == INT32,
                   "16x8 TRANSPOSE_CONV with an int32 bias needs quantized_bias_type INT32 (LiteRT "
                   "would read the int32 bias as int64, out of bounds)", ".inputs[3]")
-        int64_scratch = qbt != INT32
+        # TFLM: always the int64 accumulator (an int16 bias is widened to int64)
+        int64_scratch = micro or qbt != INT32
     ctx.check(out.type == x.type, f"output type {out.type_name} differs from input type {x.type_name}")
     ctx.check(wcin == cin, f"weights have {wcin} input channels, the input has {cin}", ".inputs[1]")
     ctx.check(shp.type == INT32, f"output_shape must be int32, is {shp.type_name}", ".inputs[0]")
@@ -176,7 +222,10 @@ def prepare(ctx: OpContext) -> TransposeConvParams:
     padding = o.get("padding", 0)
     ctx.check(padding in (0, 1), f"unknown padding {padding}", ".builtin_options")
     geometry = None
-    if shp.is_constant:
+    if micro:
+        geometry = _micro_geometry(out.shape, n, (kh, kw), cout, (sh, sw), padding,
+                                   lambda m: ctx.error(m, ".outputs[0]"))
+    elif shp.is_constant:
         geometry = _geometry(shp.data, n, (h, wd), (kh, kw), cout, (sh, sw), padding,
                              lambda m: ctx.error(m, ".inputs[0]"))
     common = dict(path=ctx.path, stride=(sh, sw), padding=padding, input_hw=(h, wd), filter_hw=(kh, kw),
@@ -239,9 +288,12 @@ def prepare(ctx: OpContext) -> TransposeConvParams:
     # per-tensor zero point; per-channel tensors have none)
     gemm = x.type == INT8 or (not int64_scratch and (len(w.scale) > 1 or w.zp == 0))
     requant = _path_requant(ctx, shp, x, w, b, out, m, s, lo, hi, "channel_blocks" if gemm else None)
-    return TransposeConvParams(kind="int8" if x.type == INT8 else "int16", input_offset=-x.zp,
-                               requant=requant,
-                               output_offset=out.zp, output_multiplier=m, output_shift=s,
+    # reference_integer_ops::TransposeConv for int16 adds no input or output offset
+    int16 = x.type == INT16
+    return TransposeConvParams(kind="int16" if int16 else "int8",
+                               input_offset=0 if int16 else -x.zp, requant=requant,
+                               output_offset=0 if int16 else out.zp, output_multiplier=m,
+                               output_shift=s,
                                quantized_activation_min=lo, quantized_activation_max=hi,
                                int64_scratch=int64_scratch,
                                out_dtype=np.int8 if x.type == INT8 else np.int16, **common)
@@ -328,6 +380,18 @@ def _scatter_float(p: TransposeConvParams, geom, term) -> np.ndarray:
     return buf[:, pad_h: pad_h + oh, pad_w: pad_w + ow, :]
 
 
+def _runtime_shape_error(path: str):
+    """The error for a bad output_shape input value (LiteRT fails to invoke, e.g.
+    "BytesRequired number of elements overflowed" when it was never set); TFLite Micro
+    never reads output_shape."""
+    def fail(message: str) -> InputError:
+        if "numerics='micro'" not in message:
+            message += (" (TFLite Micro never reads output_shape and uses the output tensor's "
+                        "declared shape: numerics='micro')")
+        return InputError(f"{path}: TRANSPOSE_CONV: {message}")
+    return fail
+
+
 def eval(p: TransposeConvParams, output_shape: np.ndarray, w: np.ndarray, x: np.ndarray,  # noqa: A001
          b: np.ndarray | None = None) -> list[np.ndarray]:
     if b is not None:
@@ -335,7 +399,7 @@ def eval(p: TransposeConvParams, output_shape: np.ndarray, w: np.ndarray, x: np.
     geom = p.geometry
     if geom is None:
         geom = _geometry(output_shape, p.batches, p.input_hw, p.filter_hw, p.out_channels, p.stride,
-                         p.padding, lambda m: InputError(f"{p.path}: TRANSPOSE_CONV: {m}"))
+                         p.padding, _runtime_shape_error(p.path))
     if p.kind in ("float", "hybrid"):
         cin = x.shape[3]
         if p.kind == "float":
