@@ -330,3 +330,65 @@ def test_modes_equal_litert_paths_over_consecutive_invokes(litert_steps, entry, 
     assert not problems, f"quantcore differs from LiteRT ({numerics}):\n" + "\n".join(problems[:20])
     if entry["mode"] != "float32":
         assert integer >= 3 * len(steps)
+
+
+# ---------------------------------------------------------------------------
+# Published TFLite Micro models (tests/fixtures/micro/tflm, copied from tflite-micro)
+# ---------------------------------------------------------------------------
+PUBLISHED = sorted((FIXTURES / "tflm").glob("*.tflite"))
+
+
+def _published_invokes(data: bytes, n: int, seed: int) -> list[list[np.ndarray]]:
+    """``n`` invokes of seeded full-range integer inputs; a 4-element int32 input is the
+    TRANSPOSE_CONV ``output_shape``, given the declared output shape."""
+    m = read_model(data, micro=True)
+    sg = m.subgraphs[0]
+    out_shape = np.array(sg.tensors[sg.outputs[0]].shape, np.int32)
+    rng = np.random.default_rng(seed)
+    invokes = []
+    for _ in range(n):
+        arrays = []
+        for i in sg.inputs:
+            t = sg.tensors[i]
+            if t.type_name == "INT32" and list(t.shape) == [4]:
+                arrays.append(out_shape.copy())
+                continue
+            info = np.iinfo(t.dtype)
+            arrays.append(rng.integers(info.min, info.max + 1, size=t.shape).astype(t.dtype))
+        invokes.append(arrays)
+    return invokes
+
+
+@pytest.mark.parametrize("path", PUBLISHED, ids=[p.stem for p in PUBLISHED])
+def test_published_tflm_model_micro_equals_tflm(micro, path):
+    """numerics="micro" equals the TFLM interpreter on every tensor it preserves, over
+    consecutive invokes (the SVDF state carries across them)."""
+    data = path.read_bytes()
+    invokes = _published_invokes(data, 4 if "keyword" in path.stem else 3, seed=len(data))
+    problems, compared = micro_mismatches(micro, data, invokes)
+    assert not problems, "quantcore micro differs from TFLite Micro:\n" + "\n".join(problems[:20])
+    assert compared >= len(invokes)
+
+
+@pytest.mark.parametrize("numerics", ["reference", "optimized", "xnnpack"])
+def test_int8_state_svdf_model_names_micro_mode_in_the_other_modes(numerics):
+    """keyword_scrambled_8bit: LiteRT crashes on it (it reads the int8 state as int16);
+    quantcore's LiteRT modes refuse it with that reason and point to micro mode."""
+    from quantcore.errors import QuantcoreError
+
+    it = Interpreter(model_content=(FIXTURES / "tflm" / "keyword_scrambled_8bit.tflite").read_bytes(),
+                     numerics=numerics)
+    with pytest.raises(QuantcoreError, match="numerics='micro'"):
+        it.allocate_tensors()
+
+
+def test_published_tflm_models_arena_matches_tflm(micro, capsys):
+    """``quantcore micro --json`` on the published models: head equal to TFLM's
+    recorded head, total within 10%."""
+    for path in PUBLISHED:
+        measured = micro.allocations(path.read_bytes())
+        assert measured.ok, (path.name, measured.error)
+        assert main(["micro", str(path), "--json"]) == 0
+        arena = json.loads(capsys.readouterr().out)["arena"]
+        assert arena["head"] == measured.head, (path.name, arena, measured.head)
+        assert abs(arena["total"] - measured.total) <= 0.10 * measured.total, (path.name, arena, measured.total)
