@@ -269,6 +269,30 @@ def test_requant_random_vs_fixedpoint(n, c, scale_exp, relu, seed):
     np.testing.assert_array_equal(out, _requant_reference(a, m, s, zp, lo, hi))
 
 
+@pytest.mark.parametrize("rows", [10, 2000])
+@pytest.mark.parametrize("relu", [False, True])
+def test_requant_widening_branches(rows, relu):
+    """Blocks below and above ``_gemm.WIDEN_FIRST_ELEMENTS`` (float32 accumulators multiplied
+    in a mixed float32 x float64 call, or widened to float64 first) give the int64
+    fixed-point MultiplyByQuantizedMultiplier result (quantcore.fixedpoint, eq. 9),
+    including accumulators at |a| = 2^24 and near every output step of the window."""
+    rng = np.random.default_rng(rows + relu)
+    c = 16
+    real = np.exp(rng.uniform(np.log(1e-4), np.log(0.9), c))
+    m, s = quantize_multiplier_array(real)
+    zp = -7
+    lo, hi = (zp, 127) if relu else (-128, 127)
+    rq = GemmlowpRequant(m, s, zp, lo, hi, np.full(c, 2**24), np.float32, np.int8)
+    assert (rows * c >= _gemm.WIDEN_FIRST_ELEMENTS) == (rows == 2000)
+    steps = np.round(rng.uniform(-140, 140, (rows, c)) / real)
+    a = (steps + rng.integers(-2, 3, (rows, c))).clip(-2**24, 2**24).astype(np.int64)
+    a[0] = 2**24
+    a[1] = -2**24
+    out = np.empty(a.shape, np.int8)
+    rq(a.astype(np.float32), out, rq.make_tiles(rows))
+    np.testing.assert_array_equal(out, _requant_reference(a, m, s, zp, lo, hi))
+
+
 @pytest.mark.parametrize("k,x_max,mode", [(100, 128, "f32"), (1500, 128, "f32chunks"),
                                           (9000, 128, "f64"), (600, 255, "f32chunks")])
 def test_exact_gemm_k_bound(k, x_max, mode):
@@ -406,6 +430,39 @@ def test_depthwise_uint8_fast_vs_plain_vs_litert_ref(oracle, c):
 @given(dw_cases, st.sampled_from(["optimized", "xnnpack"]))
 def test_depthwise_fast_accumulators_on_other_paths(oracle, c, numerics):
     _dw(oracle, c, numerics=numerics)
+
+
+@pytest.mark.parametrize("extra,fast", [(0, True), (1, False)])
+def test_depthwise_float32_bound_edge(oracle, extra, fast):
+    """Depthwise float32 tap sums are exact while x_max * sum|w| + |bias - zp * sum w| <=
+    2^24 (runtime/ops/_fastconv.py). Weights -128 on all 9 taps, input zero point -128,
+    and channel 1's bias chosen so that its bound is exactly 2^24 (fast plan) or
+    2^24 + 1 (no fast plan: the plain float64 code); both equal LiteRT's reference
+    DepthwiseConvPerChannel (BUILTIN_REF) bit for bit."""
+    rng = np.random.default_rng(24 + extra)
+    b = ModelBuilder()
+    cin = 4
+    s_in = 0.02
+    x = b.add_input("x", [1, 6, 7, cin], np.int8, scale=s_in, zero_point=-128)
+    s_w = np.full(cin, 0.01, np.float32)
+    wq = np.full((1, 3, 3, cin), -128, np.int8)
+    wq[0, 1, 1, 0] = 77
+    wt = b.add_constant("w", wq, scale=s_w, zero_point=0, quantized_dimension=3)
+    sum_w = wq.astype(np.int64).sum(axis=(0, 1, 2))
+    # bound_c = 128 * sum|w_c| + |b_c - zp * sum w_c| with zp = -128, sum w_1 = -1152
+    bq = rng.integers(-20000, 20000, cin).astype(np.int64)
+    bq[1] = 2**24 - 128 * 1152 + (-128) * int(sum_w[1]) + extra
+    assert 128 * 1152 + abs(int(bq[1]) - (-128) * int(sum_w[1])) == 2**24 + extra
+    bias_scale = (np.float32(s_in) * s_w).astype(np.float32)
+    bias = b.add_constant("b", bq.astype(np.int32), scale=bias_scale, zero_point=0)
+    s_out = float(np.float32(s_in * 0.01 * 2**24 / 120))     # channel 1 lands near +100
+    y = b.add_tensor("y", [1, 6, 7, cin], np.int8, scale=s_out, zero_point=-3)
+    b.add_operator("DEPTHWISE_CONV_2D", [x, wt, bias], [y], padding="SAME", stride_w=1, stride_h=1,
+                   depth_multiplier=1, fused_activation_function="NONE")
+    b.mark_outputs(y)
+    xin = rng.integers(-128, 128, (1, 6, 7, cin)).astype(np.int8)
+    it = check(oracle, b.to_bytes(), [xin], expect_fast=fast)
+    assert (it._states[0].ops[0].params.fast is not None) == fast
 
 
 def test_depthwise_large_image_many_blocks(oracle):

@@ -6,7 +6,7 @@ code stays the reference (``tests/test_fast_kernels.py`` checks one against the
 other and both against LiteRT).
 
 * CONV_2D: per block of output rows, the zero-point-padded input rows are cast to
-  float32 into a scratch slab, the patches (``as_strided`` view; a 1x1 stride-1
+  float32 into a scratch slab, the patches (a strided view; a 1x1 stride-1
   convolution reads the input directly) are copied into an im2col block with a
   column of ones, and one exact float32 GEMM (:class:`_gemm.ExactGemm`, K chunked or
   float64 where the 2^24 bound is not proved) gives the int32 accumulators with the
@@ -27,13 +27,12 @@ only the output arrays.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from quantcore.fixedpoint import wrap_int32
 
 from . import _gemm
 from ._gemm import F32_EXACT, ExactGemm, GemmlowpRequant, scratch
-from ._im2col import padded_rows, patches, tap
+from ._im2col import padded_rows, patches, strided_view, tap
 
 _PATHS = ("reference", "optimized", "xnnpack")
 MIN_BLOCK_PIXELS = 256
@@ -268,8 +267,8 @@ class FastDepthwise:
             # small blocks: every tap's product in one call, then one sum over the taps
             # (fewer NumPy calls; any summation order is exact, see _gemm)
             s0, s1, s2 = slab.strides
-            view = as_strided(slab, shape=(self.kh, self.kw, rows, self.ow, self.cin),
-                              strides=(dh * s0, dw * s1, sh * s0, sw * s1, s2), writeable=False)
+            view = strided_view(slab, (self.kh, self.kw, rows, self.ow, self.cin),
+                                (dh * s0, dw * s1, sh * s0, sw * s1, s2))
             prod = scratch("dw_prod", (taps, rows, self.ow, self.cout), np.float32)
             np.multiply(view, tiles[0].reshape(self.kh, self.kw, 1, self.ow, self.cout),
                         out=prod.reshape(self.kh, self.kw, rows, self.ow, self.cout))

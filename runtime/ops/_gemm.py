@@ -67,7 +67,10 @@ ENABLED = True   # False: every kernel runs its plain float64 reference code
 F32_EXACT = 2 ** 24
 F64_EXACT = 2 ** 53
 MAX_F32_CHUNKS = 4
-BLOCK_ELEMENTS = 32768   # accumulator elements per block (keeps a block's temporaries in L2)
+BLOCK_ELEMENTS = 65536   # accumulator elements per block (a block's temporaries stay in the
+                         # 1 MiB L2; 65536 measured ~5% faster than 32768 on MobileNetV2: fewer
+                         # NumPy calls per output)
+WIDEN_FIRST_ELEMENTS = 8192   # requantization blocks at least this large widen float32 -> float64 first
 
 
 def enabled() -> bool:
@@ -308,7 +311,14 @@ class GemmlowpRequant:
         np.maximum(a, lo, out=a)
         np.minimum(a, hi, out=a)
         y = scratch("rq_y", a.shape, np.float64)
-        np.multiply(a, mm, out=y)
+        if a.dtype == np.float64 or a.size < WIDEN_FIRST_ELEMENTS:
+            np.multiply(a, mm, out=y)
+        else:
+            # the same float64 product; on large blocks a contiguous widening copy first is
+            # ~10% faster than NumPy's buffered cast inside a mixed float32 x float64
+            # multiply (MobileNetV2: 2.27 instead of 2.55 ms per invoke for this step)
+            np.copyto(y, a)
+            np.multiply(y, mm, out=y)
         if self.kk_scalar is not None:
             np.add(y, self.kk_scalar, out=y)
         else:

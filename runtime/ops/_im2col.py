@@ -36,6 +36,22 @@ def padded_rows(img: np.ndarray, row0: int, slab: np.ndarray, pad_top: int, pad_
         slab[a:b, pad_left:right] = img[i0 + a:i0 + b]
 
 
+def strided_view(base: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...],
+                 offset: int = 0) -> np.ndarray:
+    """Read-only view of ``base``'s memory with ``shape``/``strides`` (bytes) starting at
+    byte ``offset``. For a C-contiguous ``base`` (the scratch slabs) this is the plain
+    ``np.ndarray`` constructor, ~0.4 us instead of ``as_strided``'s ~2.5 us per call (it
+    counts on the small models: one or two views per layer per invoke); NumPy checks
+    that the view stays inside the buffer. Other bases: ``as_strided`` (offset 0 only)."""
+    if base.flags.c_contiguous:
+        v = np.ndarray(shape, base.dtype, buffer=base, offset=offset, strides=strides)
+        v.flags.writeable = False
+        return v
+    if offset:
+        raise ValueError("strided_view: an offset needs a C-contiguous base")
+    return as_strided(base, shape=shape, strides=strides, writeable=False)
+
+
 def patches(slab: np.ndarray, rows: int, out_w: int, kh: int, kw: int, stride: tuple[int, int],
             dilation: tuple[int, int], c0: int = 0, c1: int | None = None) -> np.ndarray:
     """View [rows, OW, KH, KW, C'] of the patches of ``slab`` (channels ``c0:c1``), slab row 0
@@ -44,8 +60,11 @@ def patches(slab: np.ndarray, rows: int, out_w: int, kh: int, kw: int, stride: t
     s0, s1, s2 = view.strides
     sh, sw = stride
     dh, dw = dilation
-    return as_strided(view, shape=(rows, out_w, kh, kw, view.shape[2]),
-                      strides=(sh * s0, sw * s1, dh * s0, dw * s1, s2), writeable=False)
+    shape = (rows, out_w, kh, kw, view.shape[2])
+    strides = (sh * s0, sw * s1, dh * s0, dw * s1, s2)
+    if slab.flags.c_contiguous:
+        return strided_view(slab, shape, strides, (c0 or 0) * slab.itemsize)
+    return as_strided(view, shape=shape, strides=strides, writeable=False)
 
 
 def tap(slab: np.ndarray, rows: int, out_w: int, fy: int, fx: int, stride: tuple[int, int],
