@@ -59,7 +59,7 @@ from fuzz_models import (RECIPES, HypothesisRand, Rand, RandomRand, build_case, 
 from quantcore.errors import InputError, ModelFormatError, QuantcoreError  # noqa: E402
 from quantcore.runtime import Interpreter  # noqa: E402
 from quantcore.runtime.ops import KERNELS  # noqa: E402
-from quantcore.runtime.ops import _checks  # noqa: E402
+from quantcore.runtime.ops import _common  # noqa: E402
 from quantcore.schema import write_model  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -137,8 +137,8 @@ class Guard:
     errors."""
 
     def __enter__(self) -> "Guard":
-        self._budget = _checks.MAX_OUTPUT_BYTES
-        _checks.MAX_OUTPUT_BYTES = FUZZ_OUTPUT_BYTES
+        self._budget = _common.MAX_OUTPUT_BYTES
+        _common.MAX_OUTPUT_BYTES = FUZZ_OUTPUT_BYTES
         self._limit = resource.getrlimit(resource.RLIMIT_AS)
         vm = _vm_bytes()
         if vm:
@@ -155,7 +155,7 @@ class Guard:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, self._handler)
         resource.setrlimit(resource.RLIMIT_AS, self._limit)
-        _checks.MAX_OUTPUT_BYTES = self._budget
+        _common.MAX_OUTPUT_BYTES = self._budget
         self._warnings.__exit__(*exc)
 
 

@@ -8,8 +8,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._checks import check_output_size, int_param
-from ._common import INT8, INT16, INT32, UINT8, OpContext
+from ._common import INT16, INT32, INT8, UINT8, OpContext, check_output_size, int_param
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 

@@ -7,8 +7,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._checks import check_output_size, int_param
-from ._common import OpContext
+from ._common import OpContext, check_output_size, int_param
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 

@@ -14,8 +14,7 @@ import numpy as np
 
 from quantcore.fixedpoint import round_half_away
 
-from ._checks import finite
-from ._common import BOOL, FLOAT32, INT8, INT16, INT32, INT64, UINT8, OpContext
+from ._common import BOOL, FLOAT32, INT16, INT32, INT64, INT8, UINT8, OpContext, finite
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 

@@ -48,8 +48,7 @@ from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
                                   multiply_by_quantized_multiplier_int64,
                                   quantize_multiplier, quantize_multiplier_array, wrap_int32)
 
-from . import _fastconv, _gemm, _hybrid, _paths
-from . import _checks
+from . import _common, _fastconv, _gemm, _hybrid, _paths
 from ._common import (FLOAT32, FLT_MAX, INT8, INT16, INT32, INT64, UINT8, OpContext, clamp_float,
                       compute_padding)
 
@@ -114,8 +113,8 @@ def _prepare(ctx: OpContext) -> ConvParams:
     ow, pl, pr = compute_padding(o["padding"], wd, kw, sw, dw)
     ctx.check(oh > 0 and ow > 0, f"output would be empty ({oh}x{ow})")
     padded = n * (h + pt + pb) * (wd + pl + pr) * cin * 8   # the float64 padded input
-    ctx.check(padded <= _checks.MAX_OUTPUT_BYTES, f"dilations ({dh}, {dw}) pad the input to "
-              f"{padded} bytes, over the memory budget of {_checks.MAX_OUTPUT_BYTES}", ".builtin_options")
+    ctx.check(padded <= _common.MAX_OUTPUT_BYTES, f"dilations ({dh}, {dw}) pad the input to "
+              f"{padded} bytes, over the memory budget of {_common.MAX_OUTPUT_BYTES}", ".builtin_options")
     ctx.check(b is not None, "bias is required (conv.cc: TF_LITE_ENSURE(has_bias))", ".inputs")
     ctx.check(b.num_elements == cout,
               f"bias has {b.num_elements} elements, filter has {cout} output channels", ".inputs[2]")

@@ -33,8 +33,7 @@ import numpy as np
 
 from quantcore.fixedpoint import quantize_multiplier
 
-from ._checks import finite
-from ._common import FLOAT32, INT8, UINT8, QMAX, QMIN, OpContext
+from ._common import FLOAT32, INT8, QMAX, QMIN, UINT8, OpContext, finite
 from ._gemmlowp_fixedpoint import (rdbpot16, saturating_doubling_high_mul16,
                                    saturating_left_shift16, srdhm16, wrap_int16)
 

@@ -23,8 +23,7 @@ import numpy as np
 from quantcore.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 
 from . import _paths_unary
-from ._checks import finite
-from ._common import FLOAT32, INT8, INT16, UINT8, QMAX, QMIN, OpContext
+from ._common import FLOAT32, INT16, INT8, QMAX, QMIN, UINT8, OpContext, finite
 from ._paths_common import PathParams
 
 NUMERICS = ("reference", "optimized", "xnnpack")

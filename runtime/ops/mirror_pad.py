@@ -10,8 +10,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._checks import int_param
-from ._common import OpContext
+from ._common import OpContext, int_param
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 

@@ -13,8 +13,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._checks import check_output_size, int_param
-from ._common import FLOAT32, INT8, INT16, UINT8, OpContext
+from ._common import FLOAT32, INT16, INT8, UINT8, OpContext, check_output_size, int_param
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 

@@ -23,8 +23,7 @@ import numpy as np
 
 from quantcore.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 
-from ._checks import finite
-from ._common import FLOAT32, INT8, INT16, UINT8, QMAX, QMIN, OpContext
+from ._common import FLOAT32, INT16, INT8, QMAX, QMIN, UINT8, OpContext, finite
 
 # Numerics paths: PreluEval<kGenericOptimized> runs the reference kernels for quantized
 # types (its float path computes the same x >= 0 ? x : x * alpha); XNNPACK takes float

@@ -25,8 +25,7 @@ import numpy as np
 from quantcore.fixedpoint import (float_to_int32_x86, multiply_by_quantized_multiplier,
                                   quantize_multiplier, round_half_away)
 
-from ._checks import finite
-from ._common import FLOAT32, INT8, INT16, UINT8, QMAX, QMIN, OpContext
+from ._common import FLOAT32, INT16, INT8, QMAX, QMIN, UINT8, OpContext, finite
 
 # Register_RELU/RELU6/RELU_N1_TO_1/RELU_0_TO_1 is the same registration in LiteRT's
 # reference and builtin resolvers, so both paths compute exactly this.

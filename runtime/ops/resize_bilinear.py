@@ -20,9 +20,8 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._checks import check_output_size, int_param
 from . import _paths_misc
-from ._common import FLOAT32, INT8, INT16, INT32, UINT8, OpContext
+from ._common import FLOAT32, INT16, INT32, INT8, UINT8, OpContext, check_output_size, int_param
 from ._paths_common import PathParams
 
 NUMERICS = ("reference", "optimized", "xnnpack")

@@ -22,8 +22,7 @@ import numpy as np
 from quantcore.errors import InputError
 from quantcore.fixedpoint import round_half_away
 
-from ._checks import check_output_size, int_param
-from ._common import INT32, UINT8, OpContext
+from ._common import INT32, UINT8, OpContext, check_output_size, int_param
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 

@@ -56,8 +56,7 @@ from quantcore.fixedpoint import (multiply_by_quantized_multiplier,
                                   quantize_multiplier, wrap_int32)
 
 from . import _paths_softmax
-from ._checks import finite
-from ._common import FLOAT32, INT8, INT16, UINT8, QMAX, QMIN, OpContext
+from ._common import FLOAT32, INT16, INT8, QMAX, QMIN, UINT8, OpContext, finite
 from ._paths_common import PathParams
 from ._gemmlowp_fixedpoint import (count_leading_zeros_u32, exp_on_negative_values,
                                    get_reciprocal, rdbpot, rescale, srdhm)

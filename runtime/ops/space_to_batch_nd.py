@@ -13,8 +13,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._checks import check_output_size, int_param
-from ._common import INT8, INT16, INT32, UINT8, OpContext
+from ._common import INT16, INT32, INT8, UINT8, OpContext, check_output_size, int_param
 
 # Numerics paths: optimized_ops uses reference_ops::SpaceToBatchND and XNNPACK has no
 # visitor for it: data movement, identical everywhere.

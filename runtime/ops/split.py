@@ -9,8 +9,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._checks import int_param, require_inputs
-from ._common import OpContext, copy_array as _copy
+from ._common import OpContext, copy_array as _copy, int_param, require_inputs
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 

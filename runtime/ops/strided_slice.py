@@ -19,8 +19,7 @@ import numpy as np
 
 from quantcore.errors import InputError
 
-from ._checks import int_param
-from ._common import INT32, OpContext, copy_array as _copy
+from ._common import INT32, OpContext, copy_array as _copy, int_param
 
 NUMERICS = ("reference", "optimized", "xnnpack", "micro")
 

@@ -37,8 +37,7 @@ from quantcore.errors import InputError
 from quantcore.fixedpoint import (float_to_int32_x86, multiply_by_quantized_multiplier,
                                   quantize_multiplier, wrap_int32)
 
-from ._checks import finite
-from ._common import FLOAT32, INT8, INT16, INT32, INT64, QMAX, QMIN, OpContext
+from ._common import FLOAT32, INT16, INT32, INT64, INT8, QMAX, QMIN, OpContext, finite
 from ._gemmlowp_fixedpoint import get_inv_sqrt_quantized_multiplier_exp, wrap_int16
 from ._lut import (approx_f32, libm_f32, lut_lookup_int8, lut_lookup_int16, lut_populate_int8,
                    lut_populate_int16)
