@@ -209,3 +209,18 @@ class LazyBinaryTable:
             built = self._built = _Built(shapes, plan(*shapes), self.a_dtype, self.b_dtype,
                                          self.out_dtype)
         return built.apply(x1, x2, out_shape)
+
+
+def eval_binary(p, x1: np.ndarray, x2: np.ndarray,
+                table_plan: Callable[[object, tuple, tuple], TablePlan],
+                eval_direct: Callable[[object, np.ndarray, np.ndarray], list]) -> list[np.ndarray]:
+    """``eval`` of an 8-bit binary kernel (ADD/SUB, MUL) on any numerics path: through
+    its tables once :class:`LazyBinaryTable` has built them (``table_plan(p, shape1,
+    shape2)`` says which), else ``eval_direct(p, x1, x2)``. ``p`` is the kernel's
+    params or a ``PathParams`` wrapping them (``.base``)."""
+    base = getattr(p, "base", p)
+    if base.lut is not None:
+        out = base.lut.apply(x1, x2, base.output_shape, lambda s1, s2: table_plan(p, s1, s2))
+        if out is not None:
+            return [out]
+    return eval_direct(p, x1, x2)

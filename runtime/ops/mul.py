@@ -168,13 +168,8 @@ def eval_quantized(p: MulParams, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
 
 def eval(p: MulParams | PathParams, x1: np.ndarray, x2: np.ndarray) -> list[np.ndarray]:  # noqa: A001
     """MUL on any numerics path: through the 8-bit tables once built (see
-    :func:`table_plan`), else the kernels below."""
-    base = p.base if isinstance(p, PathParams) else p
-    if base.lut is not None:
-        out = base.lut.apply(x1, x2, base.output_shape, lambda s1, s2: table_plan(p, s1, s2))
-        if out is not None:
-            return [out]
-    return eval_direct(p, x1, x2)
+    :func:`table_plan`), else :func:`eval_direct` (``_lut2d.eval_binary``)."""
+    return _lut2d.eval_binary(p, x1, x2, table_plan, eval_direct)
 
 
 def eval_direct(p: MulParams | PathParams, x1: np.ndarray, x2: np.ndarray) -> list[np.ndarray]:
