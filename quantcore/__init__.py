@@ -9,8 +9,9 @@ Public API (imported lazily, so ``import quantcore`` stays light)::
     quantcore.fake_quant(x, min, max, num_bits=8)  # TensorFlow's FakeQuant, bit for bit
     quantcore.prune(model, sparsity=0.5) / quantcore.cluster(model, clusters=16) -> bytes
 """
-from quantcore.errors import (CalibrationError, InputError, ModelFormatError, NumericsPathError,
-                              QuantcoreError, ResourceLimitError, UnsupportedOpError)
+from quantcore.errors import (CalibrationError, InputError, LoopLimitError, ModelFormatError,
+                              NumericsPathError, QuantcoreError, ResourceLimitError,
+                              UnsupportedOpError)
 
 __version__ = "0.1.0"
 
@@ -36,5 +37,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'quantcore' has no attribute {name!r}")
 
 
-__all__ = ["CalibrationError", "InputError", "ModelFormatError", "NumericsPathError",
+__all__ = ["CalibrationError", "InputError", "LoopLimitError", "ModelFormatError", "NumericsPathError",
            "QuantcoreError", "ResourceLimitError", "UnsupportedOpError", "__version__", *_LAZY]

@@ -75,3 +75,11 @@ class ResourceLimitError(QuantcoreError):
     free memory is the machine's, not the model's, to decide. Raised with the
     operator's path instead of letting a ``MemoryError`` escape.
     """
+
+
+class LoopLimitError(ResourceLimitError):
+    """Work that would run past ``Interpreter(max_loop_iterations=...)``: a WHILE loop
+    whose condition has not turned false after that many body runs (LiteRT would loop
+    forever), or a sequence op (LSTM, RNN) with more time steps than that. A bound on
+    time, as the memory budget is a bound on space; raise the limit for longer runs.
+    """

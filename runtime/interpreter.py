@@ -141,7 +141,8 @@ class Interpreter:
     Several subgraphs: control-flow kernels (WHILE, IF, CALL_ONCE) run a subgraph
     through :meth:`invoke_subgraph`. A WHILE loop that has run
     ``max_loop_iterations`` body iterations (default 1,000,000) raises
-    ``LoopLimitError`` (a QuantcoreError) instead of hanging. State persists across
+    ``LoopLimitError`` (a QuantcoreError) instead of hanging; so does, in Prepare, a
+    sequence op (LSTM, RNN) whose time loop would run more steps than that. State persists across
     ``invoke`` as in LiteRT: variable tensors (``is_variable``, set to zero, or to the
     zero point for int8, when a subgraph is first allocated and by
     :meth:`reset_all_variables`), resource variables (VAR_HANDLE / ASSIGN_VARIABLE /
@@ -261,7 +262,13 @@ class Interpreter:
                     raise ModelFormatError(f"variable int8 tensor {t.name!r} has zero point {fill}, "
                                            "outside [-128, 127] (its reset value)",
                                            f"subgraphs[{state.index}].tensors[{i}].quantization")
-                state.values[i] = np.full(state.shapes[i], fill, numpy_dtype(t.type))
+                try:
+                    state.values[i] = np.full(state.shapes[i], fill, numpy_dtype(t.type))
+                except MemoryError:
+                    raise ResourceLimitError(
+                        f"subgraphs[{state.index}].tensors[{i}]: variable tensor {t.name!r} of shape {list(state.shapes[i])} does not fit "
+                        "in the machine's free memory (it is within the reader's memory budget)",
+                    ) from None
 
     def reset_all_variables(self) -> None:
         """Reset every variable tensor of every subgraph (LiteRT's ``ResetVariableTensors``;

@@ -811,6 +811,87 @@ def empty_constant_fill_dims_runs() -> Case:
 
 
 # ---------------------------------------------------------------------------
+# LSTM: byte mutants of the recurrent fixtures (one-hour fuzz run on ea74881)
+# ---------------------------------------------------------------------------
+RECURRENT = ROOT / "tests" / "fixtures" / "recurrent"
+
+
+def _lstm_fixture(kind: str):
+    """(model, LSTM operator) of the committed Keras LSTM fixture (float32 or int8)."""
+    m = read_model((RECURRENT / f"lstm_tfkeras_{kind}.tflite").read_bytes())
+    sg = m.subgraphs[0]
+    op = next(o for o in sg.operators
+              if m.operator_codes[o.opcode_index].builtin_code == 44)   # UNIDIRECTIONAL_SEQUENCE_LSTM
+    return m, op
+
+
+def _lstm_input() -> list[np.ndarray]:
+    return [np.linspace(-1, 1, 32, dtype=np.float32).reshape(1, 8, 4)]   # float I/O, both kinds
+
+
+def _lstm_state_scale(state_slot: int, what: str) -> Case:
+    m, op = _lstm_fixture("int8")
+    t = m.subgraphs[0].tensors[op.inputs[state_slot]]
+    t.quantization.scale = [float("nan")]
+    return write_model(m), _lstm_input(), expect(
+        "ModelFormatError", "has a scale that is not finite",
+        f"integer LSTM with a NaN {what} scale: ValueError from quantize_multiplier(NaN) / int(NaN) "
+        "in _lstm.integer_params")
+
+
+@case
+def lstm_int8_nan_output_state_scale() -> Case:
+    return _lstm_state_scale(18, "output state")
+
+
+@case
+def lstm_int8_nan_cell_state_scale() -> Case:
+    return _lstm_state_scale(19, "cell state")
+
+
+def _lstm_absent(slot: int, message: str, why: str) -> Case:
+    m, op = _lstm_fixture("float32")
+    op.inputs[slot] = -1
+    return write_model(m), _lstm_input(), expect("ModelFormatError", message, why)
+
+
+@case
+def lstm_recurrent_to_cell_absent() -> Case:
+    return _lstm_absent(7, "recurrent_to_cell_weights is missing",
+                        "float LSTM without recurrent_to_cell weights: KeyError 'r2c' in eval")
+
+
+@case
+def lstm_input_to_forget_absent() -> Case:
+    return _lstm_absent(2, "input_to_forget_weights is missing",
+                        "LSTM without input_to_forget weights: AttributeError (None.shape) in prepare")
+
+
+@case
+def lstm_constant_output_state() -> Case:
+    m, op = _lstm_fixture("float32")
+    op.inputs[18] = op.inputs[15]           # the output gate bias: a constant, not a variable
+    return write_model(m), _lstm_input(), expect(
+        "ModelFormatError", "must be a variable tensor",
+        "LSTM whose output state is a constant: 'assignment destination is read-only' in eval "
+        "(LiteRT: GetVariableInput returns nullptr)")
+
+
+@case
+def lstm_sequence_over_loop_limit() -> Case:
+    m, op = _lstm_fixture("float32")
+    sg = m.subgraphs[0]
+    steps = 1_000_001                       # Interpreter's default max_loop_iterations + 1
+    sg.tensors[op.inputs[0]].shape = [1, steps, 4]
+    out = sg.tensors[op.outputs[0]]
+    out.shape = [1, steps, out.shape[-1]]
+    return write_model(m), [], expect(
+        "LoopLimitError", "the sequence needs 1000001 steps",
+        "float LSTM over a 196,616-step sequence ran for minutes (fuzz CaseTimeout): a sequence op "
+        "now counts its steps against max_loop_iterations")
+
+
+# ---------------------------------------------------------------------------
 def cases() -> dict[str, tuple[bytes, bytes | None, dict]]:
     """{file name: (model bytes, npz bytes or None, expectation)}."""
     out = {}

@@ -153,6 +153,14 @@ class OpContext:
                     return f".{kind}[{j}]"
         return ""
 
+    def require_variable(self, t: TensorInfo, role: str) -> None:
+        """A state tensor the kernel writes back at every invoke: LiteRT's
+        ``GetVariableInput`` returns nullptr for a tensor that is not ``is_variable``
+        (and the reader refuses a variable with a buffer), so Prepare fails."""
+        self.check(t.is_variable and t.data is None, f"{role} (tensor {t.index}, {t.name!r}) "
+                   "must be a variable tensor without a buffer (it is written at every invoke)",
+                   self.where(t))
+
     def require_quantized(self, t: TensorInfo, *, per_channel_dim: int | None = None,
                           symmetric: bool = False) -> None:
         """Scale/zero point present, finite, > 0, zero points in range (CVE-2021-37682)."""

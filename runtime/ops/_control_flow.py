@@ -9,14 +9,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from quantcore.errors import QuantcoreError
+from quantcore.errors import LoopLimitError  # noqa: F401 (WHILE imports it from here)
 
 from ._common import OpContext
 
 
-class LoopLimitError(QuantcoreError):
-    """A WHILE loop ran ``Interpreter(max_loop_iterations=...)`` iterations without its
-    condition turning false (LiteRT would loop forever)."""
+def check_sequence_steps(ctx: OpContext, shape: tuple, *, time_major: bool,
+                         directions: int = 1, per_batch_row: bool = True) -> None:
+    """Sequence ops (LSTM, RNN) loop over time steps in Python: ``directions * T``
+    steps, times the batch when batch major and ``per_batch_row`` (LiteRT's loop
+    order runs each batch row on its own). More than the interpreter's
+    ``max_loop_iterations`` raises LoopLimitError in Prepare, before any work, as a
+    WHILE loop does (a bound on time, as the memory budget is on space)."""
+    it = ctx.extra.get("interpreter")
+    limit = getattr(it, "max_loop_iterations", None)
+    if limit is None or len(shape) < 2:
+        return
+    t, b = (shape[0], shape[1]) if time_major else (shape[1], shape[0])
+    steps = directions * t * (b if per_batch_row and not time_major else 1)
+    if steps > limit:
+        raise LoopLimitError(f"{ctx.path}: {ctx.op_name}: the sequence needs {steps} steps, "
+                             f"over the interpreter's max_loop_iterations={limit}")
 
 
 def interpreter_of(ctx: OpContext) -> Any:

@@ -151,13 +151,20 @@ def check_lstm_inputs(ctx: OpContext, get, *, n_input: int, n_output: int, n_cel
     (None when absent). Returns (use_cifg, use_peephole, use_projection)."""
     def dims(name, shape, role):
         t = get(name)
+        ctx.check(t is not None, f"{prefix}{role} (input {name}) is missing")
         ctx.check(tuple(t.shape) == tuple(shape),
                   f"{prefix}{role} has shape {list(t.shape)}, expected {list(shape)}")
         return t
 
+    # LiteRT reads these with GetInputSafe (required); only the input gate's weights
+    # (CIFG), peepholes, projection and layer norm are optional.
+    for name, role in (("i2f", "input_to_forget_weights"), ("i2c", "input_to_cell_weights"),
+                       ("r2f", "recurrent_to_forget_weights"), ("r2c", "recurrent_to_cell_weights")):
+        ctx.check(get(name) is not None, f"{prefix}{role} is missing (a required input)")
     i2f = get("i2f")
-    ctx.check(ctx.options.get("cell_clip", 0.0) >= 0, "cell_clip must be >= 0")
-    ctx.check(ctx.options.get("proj_clip", 0.0) >= 0, "proj_clip must be >= 0")
+    for clip in ("cell_clip", "proj_clip"):
+        v = float(ctx.options.get(clip, 0.0))
+        ctx.check(v >= 0 and math.isfinite(v), f"{prefix}{clip} must be finite and >= 0, is {v}")
     i2i = get("i2i")
     if i2i is not None:
         dims("i2i", (n_cell, n_input), "input_to_input_weights")
@@ -240,9 +247,8 @@ def integer_params(ctx: OpContext, get, inputs: dict, *, cell_state: TensorInfo,
     """``PopulateQuantizedLstmParams8x8_16`` + ``PopulatePrecomputedZPTimesWeightsWithBias``."""
     cell_clip = F32(ctx.options.get("cell_clip", 0.0))
     proj_clip = F32(ctx.options.get("proj_clip", 0.0))
-    ctx.check(cell_state.quantized, "cell state has no quantization parameters")
-    ctx.check(output.quantized, "output has no quantization parameters")
-    ctx.check(output_state.quantized, "output state has no quantization parameters")
+    for t in (cell_state, output, output_state):
+        ctx.require_quantized(t)
     qcc = int(np.trunc(min(max(float(F32(cell_clip / F32(cell_state.s))), -32768.0), 32767.0))) \
         if cell_clip > 0 else 0
     qpc = int(np.trunc(min(max(float(F32(proj_clip / F32(output.s))), -128.0), 127.0))) \
@@ -252,6 +258,7 @@ def integer_params(ctx: OpContext, get, inputs: dict, *, cell_state: TensorInfo,
         if use_layer_norm:
             t = intermediates[k]
             ctx.check(t is not None and t.quantized, f"intermediate {k} has no quantization")
+            ctx.require_quantized(t)
             inter_scale.append(F32(t.scale[0]))
             inter_zp.append(int(t.zero_point[0]))
         else:
@@ -259,6 +266,7 @@ def integer_params(ctx: OpContext, get, inputs: dict, *, cell_state: TensorInfo,
             inter_zp.append(0)
     hid = intermediates[4]
     ctx.check(hid is not None and hid.quantized, "intermediate 4 (hidden) has no quantization")
+    ctx.require_quantized(hid)
     inter_scale.append(F32(hid.scale[0]))
     inter_zp.append(int(hid.zero_point[0]))
 
@@ -290,6 +298,9 @@ def integer_params(ctx: OpContext, get, inputs: dict, *, cell_state: TensorInfo,
         eff[n] = s(n) if use_layer_norm and not (n == "ln_i" and use_cifg) else F32(1.0)
     scale_a, scale_b = {}, {}
     for n, v in eff.items():
+        # finite scales can still overflow float32 here (1e30 / 1e-30)
+        ctx.check(bool(np.isfinite(v)), f"effective scale of {n} is {float(v)}, not a finite "
+                  "number (the tensors' scales are out of range)")
         scale_a[n], scale_b[n] = quantize_multiplier(float(v))
     guard = {}
     for g in ("i", "f", "c", "o"):

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import _lstm
 from ._common import FLOAT32, OpContext
+from ._control_flow import check_sequence_steps
 from .unidirectional_sequence_lstm import prepare_lstm
 
 NUMERICS = ("reference",)
@@ -91,6 +92,7 @@ def prepare(ctx: OpContext) -> Params:
         if kind == "hybrid" and use_aux:
             ws.update(_lstm.hybrid_scales(ctx, get, ["a2i", "a2f", "a2c", "a2o"]))
         params[d] = dataclasses.replace(p, n_aux_input=n_aux, weight_scale=ws)
+    check_sequence_steps(ctx, x.shape, time_major=time_major, directions=2)
     fw, bw = params["fw"], params["bw"]
     n_batch = x.shape[1] if time_major else x.shape[0]
     if merge and not time_major and n_batch > 1:

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _lstm
 from ._common import FLOAT32, INT8, OpContext
+from ._control_flow import check_sequence_steps
 from ._matmul_hybrid import batch_quantize_floats, sse_reduction_sum_int8
 
 NUMERICS = ("reference",)
@@ -67,6 +68,9 @@ def prepare_common(ctx: OpContext, *, sequence: bool) -> Params:
     ctx.check(len(h.shape) == 2 and tuple(h.shape) == (batch, units),
               f"hidden state {list(h.shape)}, expected {[batch, units]}")
     ctx.check(b.type == FLOAT32 and h.type == FLOAT32, "bias and hidden state must be FLOAT32")
+    ctx.require_variable(h, "hidden state")
+    if sequence:   # one vectorized step over the batch per time step
+        check_sequence_steps(ctx, x.shape, time_major=time_major, per_batch_row=False)
     act = int(ctx.options.get("fused_activation_function", 0))
     ctx.check(act in range(7), f"unknown activation {act}")
     if w.type == FLOAT32:

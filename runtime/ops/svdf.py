@@ -46,7 +46,7 @@ import numpy as np
 from quantcore.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
 
 from . import _lstm
-from ._common import FLOAT32, INT8, INT16, INT32, OpContext
+from ._common import FLOAT32, INT8, INT16, INT32, OpContext, finite
 from ._matmul_hybrid import batch_quantize_floats, exact_int_matmul, sse_reduction_sum_int8
 
 # LiteRT registers one SVDF kernel for every resolver, and XNNPACK does not take SVDF:
@@ -96,6 +96,7 @@ def prepare(ctx: OpContext) -> Params:
     if bias is not None:
         ctx.check(len(bias.shape) >= 1 and bias.shape[0] == num_units,
                   f"bias has {bias.shape}, expected [{num_units}]")
+    ctx.require_variable(state, "state")
     ctx.check(len(state.shape) == 2 and tuple(state.shape) == (batch, memory * num_filters),
               f"state {list(state.shape)}, expected {[batch, memory * num_filters]}")
     act = int(ctx.options.get("fused_activation_function", 0))
@@ -131,8 +132,11 @@ def prepare(ctx: OpContext) -> Params:
     for t in (x, wf, state, wt, out):
         ctx.require_quantized(t)
     ctx.check(act == 1, "integer SVDF requires the RELU activation (TF_LITE_ENSURE_EQ)")
-    s1 = float(F32(F32(F32(x.s) * F32(wf.s)) / F32(state.s)))
-    s2 = float(F32(F32(F32(state.s) * F32(wt.s)) / F32(out.s)))
+    with np.errstate(over="ignore", under="ignore"):
+        s1 = finite(ctx, F32(F32(F32(x.s) * F32(wf.s)) / F32(state.s)),
+                    "input scale * feature weights scale / state scale (float32)")
+        s2 = finite(ctx, F32(F32(F32(state.s) * F32(wt.s)) / F32(out.s)),
+                    "state scale * time weights scale / output scale (float32)")
     return Params("integer", scale_1=quantize_multiplier(s1), scale_2=quantize_multiplier(s2),
                   input_zp=x.zp, output_zp=out.zp, **common)
 
@@ -150,8 +154,10 @@ def _prepare_micro(ctx: OpContext, x, wf, wt, state, out, common: dict) -> Param
     test_svdf_multipliers_in_double_vs_tflm)."""
     for t in (x, wf, state, wt, out):
         ctx.require_quantized(t)
-    s1 = float(x.s) * float(wf.s) / float(state.s)
-    s2 = float(state.s) * float(wt.s) / float(out.s)
+    s1 = finite(ctx, float(x.s) * float(wf.s) / float(state.s),
+                "input scale * feature weights scale / state scale")
+    s2 = finite(ctx, float(state.s) * float(wt.s) / float(out.s),
+                "state scale * time weights scale / output scale")
     return Params("micro", scale_1=quantize_multiplier(s1), scale_2=quantize_multiplier(s2),
                   input_zp=x.zp, output_zp=out.zp, state_zp=state.zp,
                   state_dtype=np.int8 if wt.type == INT8 else np.int16, **common)

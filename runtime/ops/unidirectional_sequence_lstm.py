@@ -29,6 +29,7 @@ import numpy as np
 
 from . import _lstm
 from ._common import FLOAT32, INT8, INT16, OpContext, TensorInfo
+from ._control_flow import check_sequence_steps
 
 # "micro": TFLite Micro's own integer LSTM (runtime/micro.py, from TFLM's lstm_eval.h and
 # lstm_eval_common.cc), which rounds differently from LiteRT's; float and hybrid LSTMs
@@ -80,6 +81,8 @@ def prepare_lstm(ctx: OpContext, get, *, time_major: bool, intermediates=None,
         use_layer_norm=use_layer_norm, is_integer=is_integer, prefix=prefix)
     h, c = get("h"), get("c")
     ctx.check(h is not None and c is not None, f"{prefix}output state and cell state are required")
+    ctx.require_variable(h, f"{prefix}output state")
+    ctx.require_variable(c, f"{prefix}cell state")
     ctx.check(h.num_elements == n_batch * n_output,
               f"{prefix}output state has {h.num_elements} elements, expected {n_batch * n_output}")
     ctx.check(c.num_elements == n_batch * n_cell,
@@ -176,6 +179,7 @@ def prepare(ctx: OpContext) -> Params:
     time_major = bool(ctx.options.get("time_major", False))
     p, kind = prepare_lstm(ctx, get, time_major=time_major, intermediates=inter)
     x = get("input")
+    check_sequence_steps(ctx, x.shape, time_major=time_major)
     out_shape = tuple(x.shape[:-1]) + (p.n_output,)
     out = ctx.output(0)
     want = FLOAT32 if kind in ("float", "hybrid") else INT8
