@@ -111,6 +111,19 @@ def _compress_report(before: bytes, after: bytes, output: str) -> None:
           f"was {a['size_bytes']:,} / {a['gzip_bytes']:,}), weights {b['weight_sparsity']:.1%} zeros")
 
 
+def _read_model_file(path: str, **kwargs):
+    """``read_model(path)`` with the file named in the error: ``model.tflite: <what and
+    where>``."""
+    from quantcore.schema import read_model
+
+    try:
+        return read_model(path, **kwargs)
+    except OSError as e:
+        raise ModelFormatError(f"cannot read model file {path!r}: {e.strerror}") from e
+    except ModelFormatError as e:
+        raise ModelFormatError(f"{path}: {e}") from e
+
+
 def _read_input(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
@@ -168,9 +181,9 @@ def _run_run(args: argparse.Namespace) -> int:
 
     from quantcore.compare import default_inputs, load_inputs
     from quantcore.runtime import Interpreter
-    from quantcore.schema import atomic_write, read_model
+    from quantcore.schema import atomic_write
 
-    model = read_model(args.model)
+    model = _read_model_file(args.model)
     inputs = load_inputs(args.inputs, model) if args.inputs else default_inputs(model, args.seed)
     it = Interpreter(model=model, numerics=args.numerics)
     it.allocate_tensors()
@@ -220,14 +233,14 @@ def _quantize_run(args: argparse.Namespace) -> int:
 
     from quantcore.datasets import representative_dataset
     from quantcore.quantizer import QuantizationReport, quantize
-    from quantcore.schema import atomic_write, read_model
+    from quantcore.schema import atomic_write
 
     from quantcore.distributed import RayOptions, import_ray, parse_workers
 
     workers = parse_workers(args.workers)
     if isinstance(workers, RayOptions):
         import_ray()                      # before reading anything: say how to install Ray
-    model = read_model(args.model)
+    model = _read_model_file(args.model)
     if args.data and (isinstance(workers, RayOptions) or _is_glob(args.data)):
         dataset = args.data               # a path: Ray tasks read their own shards
     else:
@@ -277,13 +290,11 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
 
 def _compare_run(args: argparse.Namespace) -> int:
     from quantcore.compare import compare, compare_all, load_inputs, write_json
-    from quantcore.schema import read_model
 
     if args.view:
         _require_view()
-    with open(args.model, "rb") as fh:
-        data = fh.read()
-    model = read_model(data)
+    model = _read_model_file(args.model)
+    data = _read_input(args.model)
     inputs = load_inputs(args.inputs, model) if args.inputs else None
     if args.numerics == "all":
         result = compare_all(data, inputs, seed=args.seed)
@@ -316,9 +327,9 @@ def _explain_run(args: argparse.Namespace) -> int:
     from quantcore.compare import load_inputs
     from quantcore.errors import InputError
     from quantcore.explain import explain
-    from quantcore.schema import atomic_write, read_model
+    from quantcore.schema import atomic_write
 
-    model = read_model(args.model)
+    model = _read_model_file(args.model)
     try:
         at = tuple(int(v) for v in args.at.replace(" ", "").split(",") if v != "")
     except ValueError:
@@ -388,9 +399,8 @@ def _debug_run(args: argparse.Namespace) -> int:
         print(f"wrote {args.html}")
     if args.model_explorer or args.view:
         from quantcore.overlays import debug_overlays
-        from quantcore.schema import read_model
 
-        model = read_model(args.quant_model)
+        model = _read_model_file(args.quant_model)
         _overlays_out(args, args.quant_model, model, debug_overlays(model, result))
     return EXIT_OK
 
@@ -493,9 +503,8 @@ def _diff_run(args: argparse.Namespace) -> int:
         write_json(result, args.json_out)
     if args.model_explorer:
         from quantcore.overlays import diff_overlays, write_diff_overlays
-        from quantcore.schema import read_model
 
-        old, new = read_model(args.old), read_model(args.new)
+        old, new = _read_model_file(args.old), _read_model_file(args.new)
         paths = write_diff_overlays(diff_overlays(old, new, result), old, new, args.model_explorer)
         print(f"wrote {', '.join(paths)}")
         print(f"view: quantcore view {_quote(args.new)} --overlay {' '.join(_quote(p) for p in paths[:-1])}")

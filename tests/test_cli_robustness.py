@@ -78,7 +78,7 @@ def test_truncated_model(float_model, calib, tmp_path, capsys, command):
     out.mkdir()
     extra = ["-o", out / "q.tflite", "--data", calib] if command == "quantize" else []
     code, _, err = run_cli(capsys, command, bad, *extra)
-    assert_one_error_line(code, err, "past the end")
+    assert_one_error_line(code, err, "truncated.tflite: ", "past the end")
     assert files(out) == []
 
 
@@ -93,7 +93,7 @@ def test_not_a_tflite_file(calib, tmp_path, capsys, content, words):
     out = tmp_path / "out"
     out.mkdir()
     code, _, err = run_cli(capsys, "quantize", bad, "-o", out / "q.tflite", "--data", calib)
-    assert_one_error_line(code, err, *words)
+    assert_one_error_line(code, err, "model.tflite", *words)
     assert files(out) == []
 
 
