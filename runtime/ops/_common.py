@@ -184,6 +184,37 @@ class OpContext:
         if symmetric:
             self.check(bool(np.all(t.zero_point == 0)), f"tensor {t.index} must have zero point 0", w)
 
+    def require_quantized_filter(self, x: TensorInfo, w: TensorInfo, out: TensorInfo,
+                                 cout: int, role: str = "filter") -> None:
+        """Quantized input, output and filter of a depthwise or transpose convolution:
+        one filter scale or one per output channel (int8/int16 input only), along a
+        dimension of the filter that has ``cout`` entries."""
+        self.require_quantized(x)
+        self.require_quantized(out)
+        self.check(w.quantized, f"{role} tensor {w.index} has no quantization parameters", ".inputs[1]")
+        self.check(len(w.scale) in (1, cout), f"{role} has {len(w.scale)} scales for {cout} channels",
+                   ".inputs[1]")
+        if len(w.scale) == 1:
+            self.require_quantized(w)
+            return
+        self.check(x.type in (INT8, INT16), f"per-channel {role} needs int8 or int16 input", ".inputs[1]")
+        qd = w.quantized_dimension
+        self.check(0 <= qd < 4 and w.shape[qd] == cout,
+                   f"per-channel {role} quantized along dimension {qd} of {list(w.shape)}, which "
+                   f"does not have {cout} entries", ".inputs[1]")
+        self.require_quantized(w, per_channel_dim=qd)
+
+    def check_uint8_bias_scale(self, x: TensorInfo, w: TensorInfo, b: TensorInfo | None,
+                               out: TensorInfo, where: str, role: str = "filter") -> None:
+        """LiteRT's uint8 bias check (``GetQuantizedConvolutionMultipler``):
+        ``|s_in * s_w - s_bias| / s_out <= 0.02`` (an unquantized bias counts as scale 0)."""
+        if b is None:
+            return
+        bias_scale = b.s if b.quantized else 0.0
+        self.check(abs(float(x.s) * float(w.s) - bias_scale) / float(out.s) <= 0.02,
+                   f"bias scale differs from input scale x {role} scale by more than 2% of the "
+                   "output scale", where)
+
     def activation_range(self, out: TensorInfo, activation: int | None = None) -> tuple[int, int]:
         """Fused activation clamp of a quantized output (eq. 11).
 

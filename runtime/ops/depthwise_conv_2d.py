@@ -192,26 +192,10 @@ def _prepare(ctx: OpContext) -> DepthwiseParams:
             hi = np.inf if hi >= FLT_MAX else hi
         return DepthwiseParams(kind="float", float_activation_min=lo, float_activation_max=hi, **common)
 
-    ctx.require_quantized(x)
-    ctx.require_quantized(out)
-    ctx.check(w.quantized, f"filter tensor {w.index} has no quantization parameters", ".inputs[1]")
-    ctx.check(len(w.scale) in (1, cout), f"filter has {len(w.scale)} scales for {cout} channels", ".inputs[1]")
-    if len(w.scale) > 1:
-        ctx.check(x.type in (INT8, INT16), "per-channel filters need int8 or int16 input", ".inputs[1]")
-        qd = w.quantized_dimension
-        ctx.check(0 <= qd < 4 and w.shape[qd] == cout,
-                  f"per-channel filter quantized along dimension {qd} of {list(w.shape)}, which does "
-                  f"not have {cout} entries", ".inputs[1]")
-        ctx.require_quantized(w, per_channel_dim=qd)
-    else:
-        ctx.require_quantized(w)
+    ctx.require_quantized_filter(x, w, out, cout)
     lo, hi = ctx.activation_range(out)
     if x.type == UINT8:
-        if b is not None:
-            bias_scale = b.s if b.quantized else 0.0
-            ctx.check(abs(float(x.s) * float(w.s) - bias_scale) / float(out.s) <= 0.02,
-                      "bias scale differs from input scale x filter scale by more than 2% of the "
-                      "output scale", ".inputs[2]")
+        ctx.check_uint8_bias_scale(x, w, b, out, ".inputs[2]")
         m, s = quantize_multiplier(float(np.float32(x.scale[0] * w.scale[0])) / float(out.s))
         requant = _path_requant(ctx, x, w, b, out, np.full(cout, m, np.int64),
                                 np.full(cout, s, np.int64), lo, hi, cin)
