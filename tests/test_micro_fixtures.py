@@ -23,17 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import pickle
-import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from harness import compare_tensor
+from ops import _litert_steps
 from quantcore.cli import main
 from quantcore.runtime import Interpreter
 from quantcore.schema import read_model
@@ -214,87 +210,16 @@ def test_micro_json_arena_matches_tflm(micro, capsys):
 # ---------------------------------------------------------------------------
 # The other modes against LiteRT's three paths, over consecutive invokes
 # ---------------------------------------------------------------------------
-RESOLVERS = {"reference": "BUILTIN_REF", "optimized": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
-             "xnnpack": "BUILTIN"}
-
-_WORKER = r"""
-import os, pickle, struct, sys
-import numpy as np
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
-out = os.fdopen(os.dup(1), "wb")
-os.dup2(2, 1)
-inp = sys.stdin.buffer
-
-
-def run(req):
-    try:
-        it = Interpreter(model_content=req["model"], num_threads=1,
-                         experimental_op_resolver_type=getattr(OpResolverType, req["resolver"]),
-                         experimental_preserve_all_tensors=True)
-        it.allocate_tensors()
-        steps = []
-        for inputs in req["steps"]:
-            for d, x in zip(it.get_input_details(), inputs):
-                it.set_tensor(d["index"], x)
-            it.invoke()
-            outs = [np.array(it.get_tensor(d["index"])) for d in it.get_output_details()]
-            tensors = {}
-            for d in it.get_tensor_details():
-                try:
-                    v = np.array(it.get_tensor(d["index"]))
-                except ValueError:
-                    continue
-                if v.dtype != object:
-                    tensors[d["index"]] = v
-            steps.append((outs, tensors))
-        return {"steps": steps}
-    except Exception as e:
-        return {"error": f"{type(e).__name__}: {e}"}
-
-
-while True:
-    header = inp.read(8)
-    if len(header) < 8:
-        break
-    (n,) = struct.unpack("<Q", header)
-    data = pickle.dumps(run(pickle.loads(inp.read(n))))
-    out.write(struct.pack("<Q", len(data)))
-    out.write(data)
-    out.flush()
-"""
-
-
 @pytest.fixture(scope="module")
 def litert_steps():
     """``run(model, steps, numerics)``: one LiteRT interpreter (in a child process, LiteRT
     can abort) invoked on each step's inputs in turn; per step the outputs and every
     readable tensor of subgraph 0 (RESOURCE tensors, opaque in LiteRT, left out)."""
     pytest.importorskip("ai_edge_litert")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-
-    def read(n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = proc.stdout.read(n - len(buf))
-            if not chunk:
-                raise EOFError("LiteRT worker died")
-            buf += chunk
-        return buf
-
-    def run(model: bytes, steps, numerics: str) -> dict:
-        req = pickle.dumps({"model": model, "steps": steps, "resolver": RESOLVERS[numerics]})
-        proc.stdin.write(struct.pack("<Q", len(req)) + req)
-        proc.stdin.flush()
-        (n,) = struct.unpack("<Q", read(8))
-        return pickle.loads(read(n))
-    yield run
-    proc.kill()
-    proc.wait()
+    return _litert_steps.litert_steps
 
 
-@pytest.mark.parametrize("numerics", list(RESOLVERS))
+@pytest.mark.parametrize("numerics", list(_litert_steps.RESOLVERS))
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
 def test_modes_equal_litert_paths_over_consecutive_invokes(litert_steps, entry, numerics):
     """quantcore's numerics path against the LiteRT path of the same name

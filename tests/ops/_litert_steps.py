@@ -58,9 +58,11 @@ def run(req):
             tensors = {}
             for d in it.get_tensor_details():
                 try:
-                    tensors[d["index"]] = np.array(it.get_tensor(d["index"]))
+                    v = np.array(it.get_tensor(d["index"]))
                 except ValueError:
-                    pass
+                    continue
+                if v.dtype != object:   # RESOURCE tensors are opaque objects in LiteRT
+                    tensors[d["index"]] = v
             steps.append((outs, tensors))
         return {"steps": steps}
     except Exception as e:
@@ -78,7 +80,8 @@ while True:
     out.flush()
 """
 
-RESOLVERS = {"reference": "BUILTIN_REF", "optimized": "BUILTIN_WITHOUT_DEFAULT_DELEGATES"}
+RESOLVERS = {"reference": "BUILTIN_REF", "optimized": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
+             "xnnpack": "BUILTIN"}
 _proc: subprocess.Popen | None = None
 
 
