@@ -39,6 +39,35 @@ def _as_samples(arr: np.ndarray, shape: list[int], name: str, source: str) -> np
                            f"[N, {', '.join(map(str, shape[1:]))}] (N samples of input shape {shape})")
 
 
+def sample_arrays(data, specs: list, source: str) -> list[np.ndarray]:
+    """The per-input ``[N, *shape]`` sample arrays of a loaded ``.npy`` (one input) or
+    ``.npz`` (by input name, ``arr_k``, or in order when the counts agree), checked:
+    shapes, equal sample counts, dtype kinds, at least one sample."""
+    if isinstance(data, np.ndarray):
+        if len(specs) != 1:
+            raise CalibrationError(f"{source}: a .npy file holds data for one input; the model has "
+                                   f"{len(specs)} ({', '.join(s[0] for s in specs)}): use a .npz")
+        arrays = [_as_samples(data, specs[0][1], specs[0][0], source)]
+    else:
+        keys = list(data.keys())
+        arrays = []
+        for k, (name, shape, _) in enumerate(specs):
+            key = name if name in data else (f"arr_{k}" if f"arr_{k}" in data else
+                                             (keys[k] if len(keys) == len(specs) else None))
+            if key is None:
+                raise CalibrationError(f"{source}: no array for input {name!r} (has {keys})")
+            arrays.append(_as_samples(data[key], shape, name, source))
+        if len({len(a) for a in arrays}) > 1:
+            raise CalibrationError(f"{source}: inputs have different sample counts "
+                                   f"{[len(a) for a in arrays]}")
+    for (name, _, dtype), a in zip(specs, arrays):
+        if a.dtype.kind != np.dtype(dtype).kind:
+            raise CalibrationError(f"{source}: input {name!r} has dtype {a.dtype}, the model expects {dtype}")
+    if len(arrays[0]) == 0:
+        raise CalibrationError(f"{source}: the calibration data has no samples")
+    return arrays
+
+
 def representative_dataset(path: str | os.PathLike, model: Model) -> Callable[[], Iterator[list[np.ndarray]]]:
     """A TFLite-style representative dataset (callable returning an iterator of
     per-sample input lists) read from ``path``."""
@@ -52,29 +81,8 @@ def representative_dataset(path: str | os.PathLike, model: Model) -> Callable[[]
         data = np.load(p, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise CalibrationError(f"cannot read calibration data {os.fspath(p)!r}: {e}") from None
-    if isinstance(data, np.ndarray):
-        if len(specs) != 1:
-            raise CalibrationError(f"{p.name}: a .npy file holds data for one input; the model has "
-                                   f"{len(specs)} ({', '.join(s[0] for s in specs)}): use a .npz")
-        arrays = [_as_samples(data, specs[0][1], specs[0][0], p.name)]
-    else:
-        keys = list(data.keys())
-        arrays = []
-        for k, (name, shape, _) in enumerate(specs):
-            key = name if name in data else (f"arr_{k}" if f"arr_{k}" in data else
-                                             (keys[k] if len(keys) == len(specs) else None))
-            if key is None:
-                raise CalibrationError(f"{p.name}: no array for input {name!r} (has {keys})")
-            arrays.append(_as_samples(data[key], shape, name, p.name))
-        if len({len(a) for a in arrays}) > 1:
-            raise CalibrationError(f"{p.name}: inputs have different sample counts "
-                                   f"{[len(a) for a in arrays]}")
-    for (name, _, dtype), a in zip(specs, arrays):
-        if a.dtype.kind != np.dtype(dtype).kind:
-            raise CalibrationError(f"{p.name}: input {name!r} has dtype {a.dtype}, the model expects {dtype}")
+    arrays = sample_arrays(data, specs, p.name)
     n = len(arrays[0])
-    if n == 0:
-        raise CalibrationError(f"{p.name}: the calibration data has no samples")
     return lambda: ([a[i].astype(dtype) for a, (_, _, dtype) in zip(arrays, specs)] for i in range(n))
 
 

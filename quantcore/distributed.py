@@ -460,7 +460,7 @@ class PathSource:
     def _arrays(self, model: Any) -> list[np.ndarray]:
         """The per-input sample arrays of a .npy (memory-mapped) or .npz file, checked
         as ``representative_dataset`` checks them."""
-        from quantcore.datasets import _as_samples, _input_specs, representative_dataset
+        from quantcore.datasets import _input_specs, representative_dataset, sample_arrays
 
         p = Path(self.path)
         specs = _input_specs(model)
@@ -472,28 +472,7 @@ class PathSource:
         except (OSError, ValueError):
             representative_dataset(p, model)        # raises "cannot read"
             raise
-        if isinstance(data, np.ndarray):
-            if len(specs) != 1:
-                representative_dataset(p, model)
-            arrays = [_as_samples(data, specs[0][1], specs[0][0], p.name)]
-        else:
-            keys = list(data.keys())
-            arrays = []
-            for k, (name, shape, _) in enumerate(specs):
-                key = name if name in data else (f"arr_{k}" if f"arr_{k}" in data else
-                                                 (keys[k] if len(keys) == len(specs) else None))
-                if key is None:
-                    raise CalibrationError(f"{p.name}: no array for input {name!r} (has {keys})")
-                arrays.append(_as_samples(data[key], shape, name, p.name))
-            if len({len(a) for a in arrays}) > 1:
-                raise CalibrationError(f"{p.name}: inputs have different sample counts "
-                                       f"{[len(a) for a in arrays]}")
-        for (name, _, dtype), a in zip(specs, arrays):
-            if a.dtype.kind != np.dtype(dtype).kind:
-                raise CalibrationError(f"{p.name}: input {name!r} has dtype {a.dtype}, the model expects {dtype}")
-        if len(arrays[0]) == 0:
-            raise CalibrationError(f"{p.name}: the calibration data has no samples")
-        return arrays
+        return sample_arrays(data, specs, p.name)
 
     def samples(self, model: Any, start: int, stop: int) -> Iterator[list[np.ndarray]]:
         from quantcore.datasets import _input_specs
