@@ -71,11 +71,14 @@ def head(tmp_path_factory):
     while time.monotonic() < deadline and proc.poll() is None:
         text = log.read_text(errors="replace")
         if "Ray runtime started" in text:
-            # the address Ray tells nodes to join, e.g. "ray start --address='10.0.0.2:6379'"
+            # the GCS address: the node IP Ray chose ("Local node IP: 10.0.0.2") and our
+            # port (Ray prints no "ray start --address=..." hint when the IP is 127.0.0.1)
+            ip = "127.0.0.1"
             for line in text.splitlines():
-                if "--address=" in line:
-                    address = line.split("--address=")[1].strip().strip("'\"")
+                if "Local node IP:" in line:
+                    ip = line.split("Local node IP:")[1].strip()
                     break
+            address = f"{ip}:{port}"
             break
         time.sleep(0.5)
     if address is None:
