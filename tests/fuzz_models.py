@@ -153,6 +153,22 @@ class Graph:
         z = 0 if zp is None else int(np.atleast_1d(zp)[0])
         return T(i, tuple(arr.shape), kind, s, z)
 
+    def variable(self, shape, kind: str, scale=None, zp=None) -> T:
+        """A variable tensor (``is_variable``, no buffer): the state of a recurrent
+        operator, zeroed by allocate_tensors and updated in place by invoke."""
+        if scale is None and kind in QUANT:
+            scale, zp = self.qparams(kind)
+        shape = tuple(int(d) for d in shape)
+        kw = {} if scale is None else {"scale": scale, "zero_point": zp or 0}
+        i = self.b.add_tensor(self._name("v"), shape, DTYPES[kind], is_variable=True, **kw)
+        return T(i, shape, kind, scale, zp or 0)
+
+    def intermediate(self, kind: str, scale=None, zp=None) -> int:
+        """An operator intermediate (the integer LSTM's gate / hidden scales): shape [0],
+        as the converter writes them."""
+        kw = {} if scale is None else {"scale": scale, "zero_point": zp or 0}
+        return self.b.add_tensor(self._name("im"), (0,), DTYPES[kind], **kw)
+
     def values(self, shape, kind: str) -> np.ndarray:
         """Random values of a type: full-range integers, floats in [-2, 2)."""
         dt = np.dtype(DTYPES[kind])
@@ -912,6 +928,248 @@ def r_fake_quant(r, g, x, kind, name):
     y = g.tensor(x.shape, kind)
     g.op(name, [x], [y], min=lo, max=lo + r.uniform(0.1, 6), num_bits=r.choice((8, 16, 4, 2)))
     return [y]
+
+
+# Recurrent kernels: the state inputs are variable tensors; sequences stay short (T <= 8).
+RNN_ACTIVATIONS = ("TANH", "RELU", "NONE", "RELU6", "RELU_N1_TO_1", "SIGN_BIT")
+
+
+def _rec_weights(g: Graph, kind: str, shape) -> T:
+    """Recurrent weights: float32, or int8 with one per-tensor scale (hybrid, integer)."""
+    if kind == "f32":
+        return g.const(g.rng.uniform(-1, 1, shape), "f32")
+    return g.const(g.rng.integers(-127, 128, size=shape), "i8", scale=g.r.log_uniform(1e-3, 0.1), zp=0)
+
+
+def _seq_input(r: Rand, g: Graph, x: T | None, kind: str) -> tuple[T, bool, int, int] | None:
+    """(x [B, T, n] or [T, B, n], time_major, T, B) with T <= 8."""
+    x = g.x(x, kind, ranks=(3,), max_dim=4)
+    if x is None:
+        return None
+    time_major = r.coin(0.3)
+    steps, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
+    if steps > 8 or steps * batch * x.shape[2] == 0:
+        return None
+    return x, time_major, steps, batch
+
+
+@recipe("RNN", "UNIDIRECTIONAL_SEQUENCE_RNN", kinds=("f32", "hybrid"))
+def r_rnn(r, g, x, kind, name):
+    seq = name == "UNIDIRECTIONAL_SEQUENCE_RNN"
+    if seq:
+        got = _seq_input(r, g, x, "f32")
+        if got is None:
+            return None
+        x, time_major, _steps, batch = got
+    else:
+        x = g.x(x, "f32", ranks=(2,), max_dim=4)
+        if x is None:
+            return None
+        time_major, batch = False, x.shape[0]
+    n_in = x.shape[-1]
+    units = r.integers(1, 4)
+    wk = "f32" if kind == "f32" else "i8"
+    w, rw = _rec_weights(g, wk, (units, n_in)), _rec_weights(g, wk, (units, units))
+    b = g.const(g.rng.uniform(-1, 1, units), "f32")
+    h = g.variable((batch, units), "f32")
+    y = g.tensor(x.shape[:-1] + (units,), "f32")
+    opts = dict(fused_activation_function=r.choice(RNN_ACTIVATIONS))
+    if kind == "hybrid":
+        opts["asymmetric_quantize_inputs"] = r.coin()
+    if seq:
+        opts["time_major"] = time_major
+    g.op(name, [x, w, rw, b, h], [y], **opts)
+    return [y]
+
+
+@recipe("SVDF", kinds=("f32", "hybrid", "i8"))
+def r_svdf(r, g, x, kind, name):
+    xk = "i8" if kind == "i8" else "f32"
+    x = g.x(x, xk, ranks=(2,), max_dim=5)
+    if x is None:
+        return None
+    batch, n_in = x.shape
+    rank, units, memory = r.integers(1, 2), r.integers(1, 3), r.integers(1, 4)
+    nf = rank * units
+    opts = dict(rank=rank, fused_activation_function=r.choice(ACTIVATIONS))
+    if kind == "f32":
+        wf = g.const(g.rng.uniform(-1, 1, (nf, n_in)), "f32")
+        wt = g.const(g.rng.uniform(-1, 1, (nf, memory)), "f32")
+        bias = g.const(g.rng.uniform(-1, 1, units), "f32")
+        state = g.variable((batch, memory * nf), "f32")
+        y = g.tensor((batch, units), "f32")
+    elif kind == "hybrid":
+        wf = _rec_weights(g, "i8", (nf, n_in))
+        wt = _rec_weights(g, "i8", (nf, memory))
+        bias = g.const(g.rng.uniform(-1, 1, units), "f32")
+        state = g.variable((batch, memory * nf), "f32")
+        y = g.tensor((batch, units), "f32")
+        opts["asymmetric_quantize_inputs"] = r.coin()
+    else:
+        wf = _rec_weights(g, "i8", (nf, n_in))
+        s_state = r.log_uniform(1e-4, 1e-2)
+        s_wt = r.log_uniform(1e-4, 1e-2)
+        wt = g.const(g.rng.integers(-32767, 32768, size=(nf, memory)), "i16", scale=s_wt, zp=0)
+        bias = g.const(g.rng.integers(-3000, 3000, units), "i32", scale=np.float32(s_state * s_wt), zp=0)
+        state = g.variable((batch, memory * nf), "i16", scale=s_state, zp=0)
+        y = g.tensor((batch, units), "i8")
+        opts["fused_activation_function"] = "RELU"   # LiteRT requires it (and never applies it)
+    ins = [x, wf, wt, bias if r.coin(0.8) else -1, state]
+    g.op(name, ins, [y], **opts)
+    return [y]
+
+
+def _lstm_direction(r: Rand, g: Graph, kind: str, n_in: int, n_cell: int, n_out: int, *,
+                    cifg: bool, peep: bool, proj: bool, ln: bool, diag: bool, s_in: float,
+                    s_h: float) -> tuple[list, list]:
+    """The 17 weight / bias / projection slots of one LSTM direction (inputs 1-17: -1 where
+    absent) and its 4 layer norm coefficients (inputs 20-23)."""
+    wk = "f32" if kind == "f32" else "i8"
+
+    def w(shape):
+        return _rec_weights(g, wk, shape)
+
+    def bias(n, s_w):
+        if kind != "i8":
+            return g.const(g.rng.uniform(-1, 1, n), "f32")
+        return g.const(g.rng.integers(-3000, 3000, n), "i32", scale=np.float32(s_w * s_in), zp=0)
+
+    slots = []
+    for g_ in "ifco":      # input-to-gate weights
+        slots.append(-1 if (g_ == "i" and cifg) else w((n_cell, n_in)))
+    for g_ in "ifco":      # recurrent-to-gate weights (float: maybe diagonal)
+        slots.append(-1 if (g_ == "i" and cifg) else w((n_cell,) if diag else (n_cell, n_out)))
+    for g_ in "ifo":       # peepholes
+        if not peep or (g_ == "i" and cifg):
+            slots.append(-1)
+        elif kind == "i8":
+            slots.append(g.const(g.rng.integers(-32767, 32768, n_cell), "i16",
+                                 scale=r.log_uniform(1e-4, 1e-2), zp=0))
+        else:
+            slots.append(w((n_cell,)))
+    for k, g_ in enumerate("ifco"):   # gate biases
+        src = slots[k]
+        slots.append(-1 if (g_ == "i" and cifg) else bias(n_cell, src.scale or 1.0))
+    if proj:
+        pw = w((n_out, n_cell))
+        slots.append(pw)
+        slots.append(bias(n_out, (pw.scale or 1.0) / s_in * s_h) if r.coin(0.7) else -1)
+    else:
+        slots += [-1, -1]
+    lns = []
+    for g_ in "ifco":
+        if not ln or (g_ == "i" and cifg):
+            lns.append(-1)
+        elif kind == "i8":
+            lns.append(g.const(g.rng.integers(1, 32767, n_cell), "i16", scale=r.log_uniform(1e-5, 1e-3), zp=0))
+        else:
+            lns.append(g.const(g.rng.uniform(0.2, 1.5, n_cell), "f32"))
+    return slots, lns
+
+
+def _lstm_shape_choices(r: Rand, kind: str) -> dict:
+    """Random CIFG / peephole / projection / layer norm / sizes for one direction."""
+    n_cell = r.integers(1, 4)
+    proj = r.coin(0.3)
+    n_out = r.integers(1, 4) if proj else n_cell
+    peep = r.coin(0.3)
+    if kind == "i8" and peep and n_out > n_cell:
+        n_out = r.integers(1, n_cell)     # LiteRT's integer peephole walks n_output cells
+    diag = kind == "f32" and not proj and r.coin(0.15)
+    return dict(n_cell=n_cell, n_out=n_out, cifg=r.coin(0.3), peep=peep, proj=proj, diag=diag)
+
+
+@recipe("UNIDIRECTIONAL_SEQUENCE_LSTM", kinds=("f32", "hybrid", "i8"))
+def r_uni_lstm(r, g, x, kind, name):
+    xk = "i8" if kind == "i8" else "f32"
+    got = _seq_input(r, g, x, xk)
+    if got is None:
+        return None
+    x, time_major, _steps, batch = got
+    c = _lstm_shape_choices(r, kind)
+    ln = r.coin(0.3) and not c["diag"]
+    n_cell, n_out = c["n_cell"], c["n_out"]
+    s_in = x.scale or 1.0
+    if kind == "i8":
+        h = g.variable((batch, n_out), "i8")
+        cell = g.variable((batch, n_cell), "i16", scale=2.0 ** -r.integers(9, 15), zp=0)
+        s_h = h.scale
+    else:
+        h = g.variable((batch, n_out), "f32")
+        cell = g.variable((batch, n_cell), "f32")
+        s_h = 1.0
+    slots, lns = _lstm_direction(r, g, kind, x.shape[2], n_cell, n_out, ln=ln, s_in=s_in,
+                                 s_h=s_h, **{k: c[k] for k in ("cifg", "peep", "proj", "diag")})
+    ins = [x] + slots + [h, cell]
+    if ln or r.coin(0.8):
+        ins += lns                      # else the deprecated 20-input form
+    y = g.tensor(x.shape[:-1] + (n_out,), xk, like=h if kind == "i8" and r.coin(0.9) else None)
+    opts = dict(fused_activation_function="TANH" if kind == "i8" or r.coin(0.7) else r.choice(RNN_ACTIVATIONS),
+                time_major=time_major, diagonal_recurrent_tensors=c["diag"])
+    if r.coin(0.4):
+        opts["cell_clip"] = r.uniform(0.5, 10.0)
+    if c["proj"] and r.coin(0.4):
+        opts["proj_clip"] = r.uniform(0.5, 10.0)
+    if kind == "hybrid":
+        opts["asymmetric_quantize_inputs"] = r.coin()
+    inter = None
+    if kind == "i8":
+        inter = [g.intermediate("i16", scale=r.log_uniform(1e-4, 1e-2), zp=0) if ln
+                 else g.intermediate("f32") for _ in range(4)]
+        inter.append(g.intermediate("i8", scale=h.scale, zp=h.zp) if r.coin(0.8)
+                     else g.intermediate("i8", *g.qparams("i8")))
+    g.op(name, ins, [y], intermediates=inter, **opts)
+    return [y]
+
+
+@recipe("BIDIRECTIONAL_SEQUENCE_LSTM", kinds=("f32", "hybrid"))
+def r_bi_lstm(r, g, x, kind, name):
+    got = _seq_input(r, g, x, "f32")
+    if got is None:
+        return None
+    x, time_major, steps, batch = got
+    n_in = x.shape[2]
+    aux_mode = r.choice(("none", "none", "none", "weights", "non_stacking"))
+    aux = None
+    if aux_mode == "weights":
+        n_aux = r.integers(1, 3)
+        aux = g.input(x.shape[:2] + (n_aux,), "f32")
+    elif aux_mode == "non_stacking":
+        aux = g.input(x.shape, "f32")
+    dirs, states, aux_w, n_outs = [], [], [], []
+    shared = _lstm_shape_choices(r, kind)   # LiteRT checks both directions against fw's sizes
+    for _d in ("fw", "bw"):
+        c = dict(shared, cifg=r.coin(0.3), peep=r.coin(0.3), diag=False)   # no diagonal form here
+        slots, _ = _lstm_direction(r, g, kind, n_in, c["n_cell"], c["n_out"], ln=False, s_in=1.0,
+                                   s_h=1.0, **{k: c[k] for k in ("cifg", "peep", "proj", "diag")})
+        dirs.append(slots)
+        states.append([g.variable((batch, c["n_out"]), "f32"), g.variable((batch, c["n_cell"]), "f32")])
+        n_outs.append(c["n_out"])
+        if aux_mode == "weights":
+            wk = "f32" if kind == "f32" else "i8"
+            aux_w.append([-1 if (g_ == "i" and c["cifg"]) else _rec_weights(g, wk, (c["n_cell"], aux.shape[2]))
+                          for g_ in "ifco"])
+        else:
+            aux_w.append([-1] * 4)
+    merge = r.coin(0.4)
+    if merge and not time_major and batch > 1:
+        merge = False                   # refused: LiteRT indexes the state out of bounds
+    ins = [x] + dirs[0] + dirs[1] + states[0] + states[1] + [aux if aux is not None else -1] + \
+        aux_w[0] + aux_w[1]
+    if merge:
+        outs = [g.tensor(x.shape[:-1] + (n_outs[0] + n_outs[1],), "f32")]
+    else:
+        outs = [g.tensor(x.shape[:-1] + (n,), "f32") for n in n_outs]
+    opts = dict(fused_activation_function="TANH" if r.coin(0.7) else r.choice(RNN_ACTIVATIONS),
+                time_major=time_major, merge_outputs=merge)
+    if r.coin(0.3):
+        opts["cell_clip"] = r.uniform(0.5, 10.0)
+    if r.coin(0.3):
+        opts["proj_clip"] = r.uniform(0.5, 10.0)
+    if kind == "hybrid":
+        opts["asymmetric_quantize_inputs"] = r.coin()
+    g.op(name, ins, outs, **opts)
+    return outs
 
 
 def dataclass_replace(t: T, **extra) -> T:

@@ -75,12 +75,10 @@ FUZZ_OUTPUT_BYTES = 16 << 20         # the runtime's output budget while fuzzing
 ADDRESS_SPACE_HEADROOM = 3 << 30     # allocations past this raise MemoryError (a bug)
 
 # Kernels whose models need more than one operator recipe (several subgraphs,
-# resource variables, recurrent weights): not generated yet. Every other kernel in
+# resource variables, sparse constants): not generated yet. Every other kernel in
 # the registry must have a recipe, so that a new kernel is fuzzed from day one.
 NOT_YET_FUZZED = frozenset({"WHILE", "IF", "CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE",
-                            "ASSIGN_VARIABLE", "RNN", "UNIDIRECTIONAL_SEQUENCE_RNN", "SVDF",
-                            "UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM",
-                            "DENSIFY"})
+                            "ASSIGN_VARIABLE", "DENSIFY"})
 
 
 # Known wrong answers reported to the kernels' owners: the fuzzer sees them as NumPy

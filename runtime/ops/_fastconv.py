@@ -32,7 +32,7 @@ from quantcore.fixedpoint import wrap_int32
 
 from . import _gemm
 from ._gemm import F32_EXACT, ExactGemm, GemmlowpRequant, scratch
-from ._im2col import padded_rows, patches, strided_view, tap
+from ._im2col import padded_rows, patches, strided_view
 
 _PATHS = ("reference", "optimized", "xnnpack")
 MIN_BLOCK_PIXELS = 256

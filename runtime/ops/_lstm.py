@@ -177,6 +177,10 @@ def check_lstm_inputs(ctx: OpContext, get, *, n_input: int, n_output: int, n_cel
         if len(r.shape) == 1:
             ctx.check(r.shape[0] == n_cell, f"{prefix}recurrent_to_{g} (diagonal) has "
                       f"{r.shape[0]} elements, expected {n_cell}")
+            # the diagonal product walks n_cell elements of each output state row
+            ctx.check(n_output == n_cell, f"{prefix}recurrent_to_{g} is diagonal but n_output "
+                      f"({n_output}) != n_cell ({n_cell}): LiteRT would read the output state "
+                      "out of bounds")
         else:
             dims("r2" + g, (n_cell, n_output), f"recurrent_to_{g}_weights")
             ctx.check(r.type == i2f.type, f"{prefix}recurrent_to_{g} weights type differs from "
@@ -304,7 +308,12 @@ def integer_params(ctx: OpContext, get, inputs: dict, *, cell_state: TensorInfo,
         scale_a[n], scale_b[n] = quantize_multiplier(float(v))
     guard = {}
     for g in ("i", "f", "c", "o"):
-        guard[g] = max(1, int(np.trunc(np.float32(10000) * eff["ln_" + g])))
+        with np.errstate(over="ignore"):
+            v = np.float32(10000) * eff["ln_" + g]
+        # LiteRT converts this float to int32: undefined behaviour past the int32 range
+        ctx.check(bool(v < 2.0 ** 31), f"layer norm coefficients ln_{g} scale {float(eff['ln_' + g])}"
+                  " gives a variance guard (10000 * scale) beyond int32")
+        guard[g] = max(1, int(np.trunc(v)))
 
     # effective biases: bias + zp * rowsum(W) (int32 arithmetic)
     in_zp = -int(get("input").zp)
@@ -592,10 +601,12 @@ def run_sequence(p: LstmParams, W: dict, x: np.ndarray, h0: np.ndarray, c0: np.n
         xt = x[t]
         at = None if aux is None else aux[t]
         if p.kind == "float":
-            h, c = float_step(p, W, xt.astype(F32), None if at is None else at.astype(F32), h, c)
+            with np.errstate(invalid="ignore", over="ignore"):   # inf/NaN propagate as in C
+                h, c = float_step(p, W, xt.astype(F32), None if at is None else at.astype(F32), h, c)
         elif p.kind == "hybrid":
-            h, c = hybrid_step(p, W, xt.astype(F32), None if at is None else at.astype(F32), h, c,
-                               row_sums or {})
+            with np.errstate(invalid="ignore", over="ignore"):   # inf/NaN propagate as in C
+                h, c = hybrid_step(p, W, xt.astype(F32), None if at is None else at.astype(F32), h, c,
+                                   row_sums or {})
         else:
             h, c = integer_step(p, W, xt.astype(np.int64), h, c)
         outs[t] = h

@@ -64,6 +64,10 @@ def prepare(ctx: OpContext) -> Params:
     non_stacking = not use_aux and aux is not None
     x = ctx.input(0)
     ctx.check(x.type == FLOAT32, f"input must be FLOAT32 (float or hybrid), is {x.type_name}")
+    if non_stacking:   # CheckAuxInputTensorDimensions: the backward LSTM reads it instead of x
+        ctx.check(len(aux.shape) == 3 and tuple(aux.shape) == tuple(x.shape) and aux.type == x.type,
+                  f"aux input without aux weights must have the input's shape and type "
+                  f"{list(x.shape)}, has {list(aux.shape)} {aux.type_name}")
     params = {}
     for d in ("fw", "bw"):
         slots = _slots(d)
@@ -74,6 +78,10 @@ def prepare(ctx: OpContext) -> Params:
             if name.startswith("ln_"):
                 return None
             return ctx.inputs[slots[name]]
+        for g in "ifco":   # LiteRT's CheckLstmTensorDimensionsAndTypes: no diagonal form here
+            r = get("r2" + g)
+            ctx.check(r is None or len(r.shape) == 2, f"{d}: recurrent_to_{g} weights must be 2-D, "
+                      f"have shape {list(r.shape) if r is not None else None}")
         p, kind = prepare_lstm(ctx, get, time_major=time_major, prefix=f"{d}: ")
         ctx.check(kind in ("float", "hybrid"), f"{d}: only float and hybrid are supported")
         n_aux = 0

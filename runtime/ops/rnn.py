@@ -88,6 +88,11 @@ def prepare(ctx: OpContext) -> Params:
 
 def rnn_step(p: Params, x, w, r, b, h, row_sums):
     """``RnnBatchStep`` for all batches: returns the new hidden state (float32)."""
+    with np.errstate(invalid="ignore", over="ignore"):   # inf/NaN propagate as in C
+        return _rnn_step(p, x, w, r, b, h, row_sums)
+
+
+def _rnn_step(p: Params, x, w, r, b, h, row_sums):
     n_batch = x.shape[0]
     out = np.broadcast_to(b.astype(F32), (n_batch, len(b))).astype(F32)
     if p.kind == "float":

@@ -209,6 +209,13 @@ def _time_and_output(p: Params, state3, wt, bias, batch):
 
 
 def eval(p: Params, x, wf, wt, bias, state):
+    with np.errstate(invalid="ignore", over="ignore"):   # float paths: inf/NaN propagate as in C
+        return _eval(p, x, wf, wt, bias, state)
+
+
+def _eval(p: Params, x, wf, wt, bias, state):
+    if bias is not None:   # LiteRT checks only dims[0] == num_units and reads num_units values
+        bias = np.asarray(bias).reshape(-1)[:p.num_units]
     batch = x.shape[0]
     flat = state.reshape(-1)
     shifted = np.empty_like(flat)

@@ -95,6 +95,10 @@ def prepare_lstm(ctx: OpContext, get, *, time_major: bool, intermediates=None,
     wtype = i2o.type
     integer = None
     weight_scale = {}
+    if x.type == FLOAT32:
+        ctx.check(h.type == FLOAT32 and c.type == FLOAT32, f"{prefix}output state and cell state "
+                  f"must be FLOAT32 with a float input, are {h.type_name} and {c.type_name} "
+                  "(LiteRT would reinterpret their bytes as float)")
     if wtype == FLOAT32:
         ctx.check(x.type == FLOAT32, f"{prefix}float weights need a FLOAT32 input")
         kind = "float"
@@ -112,7 +116,8 @@ def prepare_lstm(ctx: OpContext, get, *, time_major: bool, intermediates=None,
                           f"{t.type_name}")
     elif wtype == INT8 and x.type == INT8:
         kind = "integer"
-        ctx.check(not any(diag[1:]), f"{prefix}integer LSTM needs 2-D recurrent weights")
+        ctx.check(not any(d for g, d in zip("ifco", diag) if not (g == "i" and use_cifg)),
+                  f"{prefix}integer LSTM needs 2-D recurrent weights")
         ctx.check(act == 4, f"{prefix}integer LSTM supports only TANH as the cell activation "
                   "(LiteRT asserts)")
         ctx.check(intermediates is not None and len(intermediates) == 5,
