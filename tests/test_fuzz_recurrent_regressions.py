@@ -216,7 +216,7 @@ def _svdf(*, bias_shape=(2,), x_dtype=F32, wt=None) -> bytes:
     return b.to_bytes()
 
 
-def test_svdf_bias_of_rank_two_reads_num_units_values():
+def test_svdf_bias_of_rank_two_reads_num_units_values(oracle):
     """An SVDF bias [num_units, 3] (fuzzer: "operator 0 input 3 -> tensor 1"): LiteRT checks
     only dims[0] == num_units and reads num_units values; quantcore broadcast the whole
     bias (ValueError: operands could not be broadcast together)."""
@@ -230,6 +230,8 @@ def test_svdf_bias_of_rank_two_reads_num_units_values():
     t.shape = [2]
     narrow = _run(write_model(m), x)[0]
     np.testing.assert_array_equal(wide, narrow)
+    from harness import assert_matches_litert
+    assert_matches_litert(oracle, _svdf(bias_shape=(2, 3)), x, "reference")   # BUILTIN_REF runs it
 
 
 def test_svdf_infinite_input_runs_without_warnings():
@@ -259,3 +261,104 @@ def test_hybrid_rnn_infinite_input_runs_without_warnings(op):
     b.mark_outputs(y)
     out, = _run(b.to_bytes(), [np.full(shape, np.inf, F32)])
     assert out.shape == shape[:-1] + (2,)
+
+
+@pytest.mark.parametrize("op", ["RNN", "UNIDIRECTIONAL_SEQUENCE_RNN"])
+def test_rnn_bias_of_rank_two_as_litert(oracle, op):
+    """A float RNN whose bias is [units, 3] (differential fuzz: "operator 0 input 3 ->
+    tensor 1"): LiteRT's RNN checks only the bias's dims[0] == units and reads its first
+    units values (quantcore refused it; now equal to LiteRT BUILTIN_REF, child process);
+    its UNIDIRECTIONAL_SEQUENCE_RNN checks the bias is 1-D, and both refuse it."""
+    from harness import assert_matches_litert
+
+    b = ModelBuilder("regression")
+    shape = (1, 2, 3) if op != "RNN" else (1, 3)
+    x = b.add_input("x", shape, F32)
+    w = b.add_constant("w", np.array([[0.5, -1, 0.25], [1, 0.5, -0.5]], F32))
+    r = b.add_constant("r", np.array([[0.5, 0.1], [-0.2, 0.3]], F32))
+    bias = b.add_constant("b", np.arange(6, dtype=F32).reshape(2, 3) / 4)
+    h = b.add_tensor("h", (1, 2), F32, is_variable=True)
+    y = b.add_tensor("y", shape[:-1] + (2,), F32)
+    b.add_operator(op, [x, w, r, bias, h], [y], fused_activation_function="TANH")
+    b.mark_outputs(y)
+    inputs = [np.linspace(-1, 1, int(np.prod(shape)), dtype=F32).reshape(shape)]
+    if op == "RNN":
+        assert_matches_litert(oracle, b.to_bytes(), inputs, "reference")
+    else:
+        assert not oracle.run(b.to_bytes(), inputs, "reference").ok
+        with pytest.raises(ModelFormatError, match="bias 1-D"):
+            _run(b.to_bytes(), inputs)
+
+
+def _int8_lstm_fixture():
+    m = read_model((FIXTURES / "recurrent" / "lstm_tfkeras_int8.tflite").read_bytes())
+    op = next(o for o in m.subgraphs[0].operators
+              if m.operator_codes[o.opcode_index].builtin_code == 44)   # UNIDIRECTIONAL_SEQUENCE_LSTM
+    return m, op
+
+
+@pytest.mark.parametrize("activation", [0, 1, 5])
+def test_integer_lstm_ignores_the_activation_option_as_litert(oracle, activation):
+    """Differential fuzz: an integer 8x8_16 LSTM whose fused activation is not TANH ran in
+    LiteRT and quantcore refused it ("LiteRT asserts"). lstm_eval.cc's integer step never
+    reads the option (cell gate and output always tanh): every tensor equals LiteRT
+    BUILTIN_REF (child process)."""
+    from harness import assert_matches_litert
+
+    m, op = _int8_lstm_fixture()
+    op.builtin_options = dict(op.builtin_options, fused_activation_function=activation)
+    x = [np.linspace(-1, 1, 32, dtype=F32).reshape(1, 8, 4)]
+    assert_matches_litert(oracle, write_model(m), x, "reference")
+
+
+@pytest.mark.parametrize("factor, runs", [(1.0005, True), (1.01, False)])
+def test_integer_lstm_cell_scale_power_of_two_within_checked_log2(oracle, factor, runs):
+    """CheckedLog2 accepts a cell-state scale within 1e-3 of a power of two in log2
+    (2^-12 * 1.0005 is used as 2^-12, and equals LiteRT BUILTIN_REF); quantcore
+    required an exact power of two. Further off, LiteRT's Prepare ignores the failed
+    check and runs with unset parameters: quantcore refuses."""
+    from harness import assert_matches_litert
+
+    m, op = _int8_lstm_fixture()
+    t = m.subgraphs[0].tensors[op.inputs[19]]
+    t.quantization.scale = [float(np.float32(2.0 ** -12 * factor))]
+    x = [np.linspace(-1, 1, 32, dtype=F32).reshape(1, 8, 4)]
+    if runs:
+        assert_matches_litert(oracle, write_model(m), x, "reference")
+    else:
+        with pytest.raises(ModelFormatError, match="not a power of two"):
+            _run(write_model(m), x)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 1), (1, 3, 2)])
+def test_svdf_input_of_rank_three_as_litert(oracle, shape):
+    """Differential fuzz ("tensor 0 gains a dimension"): svdf.cc reads the input's
+    dims[0] and dims[1] without checking its rank, and its first batch * input_size
+    values; quantcore refused it. Equal to LiteRT BUILTIN_REF (child process), state
+    included, over two invokes."""
+    from ops._litert_steps import assert_steps_match
+
+    m = read_model(_svdf())
+    m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]].shape = list(shape)
+    x = np.linspace(-1, 1, int(np.prod(shape)), dtype=F32).reshape(shape)
+    assert_steps_match(write_model(m), [[x], [x * F32(-0.5)]], "reference")
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 1), (2, 3, 2)])
+def test_rnn_input_of_rank_three_as_litert(oracle, shape):
+    """Differential fuzz ("tensor 0 gains a dimension"): basic_rnn.cc takes dims[0] as the
+    batch and dims[1] as the input size whatever the rank, and reads the first
+    batch * input_size values; quantcore refused it. Equal to LiteRT BUILTIN_REF."""
+    from ops._litert_steps import assert_steps_match
+
+    b = ModelBuilder("regression")
+    x = b.add_input("x", shape, F32)
+    w = b.add_constant("w", np.array([[0.5, -1, 0.25], [1, 0.5, -0.5]], F32))
+    r = b.add_constant("r", np.array([[0.5, 0.1], [-0.2, 0.3]], F32))
+    bias = b.add_constant("b", np.array([0.1, -0.2], F32))
+    h = b.add_tensor("h", (2, 2), F32, is_variable=True)
+    y = b.add_tensor("y", (2, 2), F32)
+    b.add_operator("RNN", [x, w, r, bias, h], [y], fused_activation_function="TANH")
+    b.mark_outputs(y)
+    v = np.linspace(-1, 1, int(np.prod(shape)), dtype=F32).reshape(shape)
+    assert_steps_match(b.to_bytes(), [[v], [v * F32(-0.5)]], "reference")

@@ -473,6 +473,9 @@ KEEP_REFUSING = (
     # declared types that contradict the operator (LiteRT overwrites or ignores them)
     "output type", "output must be", " computes ", "output_type says", "differs from the value's type",
     "in shape or type",
+    # tensor types a kernel never checks: LiteRT reads the bytes as the type it expects
+    # (runtime/ops/_common.REINTERPRET)
+    "would reinterpret the tensor's bytes",
     # quantization parameters that do not describe the codes (ROBUSTNESS.md)
     "zero point", "scale that is not finite", "no quantization parameters", "quantized per channel",
     "not a finite number", "does not fit in int32", "overflow float32",

@@ -288,6 +288,10 @@ def copy_array(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------
 #: Bytes one output tensor may occupy; the reader applies the same budget to the
 #: tensors a model declares. Tests lower it to keep fuzzing light.
+# Suffix of a refusal of a tensor type the LiteRT kernel never checks (it reads the bytes
+# as the type it expects): quantcore refuses such files (tests/test_fuzz_runtime.py,
+# KEEP_REFUSING) instead of computing with reinterpreted bytes.
+REINTERPRET = " (LiteRT does not check this type: it would reinterpret the tensor's bytes)"
 MAX_OUTPUT_BYTES = DEFAULT_MEMORY_BUDGET
 #: Dimensions a data-shaped output may have (NumPy 1.x arrays stop at 32).
 MAX_RANK = 32

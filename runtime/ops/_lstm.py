@@ -238,10 +238,22 @@ def hybrid_scales(ctx: OpContext, get, names) -> dict:
         t = get(n)
         if t is None or t.type not in (INT8, UINT8):
             continue
-        ctx.check(t.quantized, f"hybrid weights {n} (tensor {t.index}) have no scale")
-        ctx.check(bool(np.isfinite(t.scale[0])), f"hybrid weights {n} have a non-finite scale")
+        ctx.check(t.quantized, f"hybrid weights {n} (tensor {t.index}) have no quantization parameters")
+        ctx.check(bool(np.isfinite(t.scale[0])), f"hybrid weights {n} (tensor {t.index}) have a scale that "
+                  f"is not finite: {float(t.scale[0])}")
         out[n] = F32(t.scale[0])
     return out
+
+
+def checked_log2(x: float) -> int | None:
+    """``CheckedLog2`` (quantization_util.cc), in float32: ``l = log(x) * (1 / log 2)``,
+    ``n = round_half_away(l)``; ``n`` when ``|l - n| < 1e-3``, else None (not a power of
+    two within that tolerance)."""
+    if not (x > 0 and math.isfinite(x)):
+        return None
+    l2 = F32(F32(np.log(F32(x))) * F32(F32(1.0) / F32(np.log(F32(2.0)))))
+    n = F32(np.sign(l2) * np.floor(np.abs(l2) + F32(0.5)))      # TfLiteRound: half away
+    return int(n) if abs(float(F32(l2 - n))) < 1e-3 else None
 
 
 def integer_params(ctx: OpContext, get, inputs: dict, *, cell_state: TensorInfo,
@@ -278,10 +290,10 @@ def integer_params(ctx: OpContext, get, inputs: dict, *, cell_state: TensorInfo,
         t = get(name)
         return F32(1.0) if t is None else F32(t.scale[0])
 
-    cs = float(cell_state.s)
-    m, e = math.frexp(cs)
-    ctx.check(m == 0.5 and cs > 0, f"cell state scale {cs} is not a power of two (CheckedLog2)")
-    cell_scale = e - 1
+    cell_scale = checked_log2(float(cell_state.s))
+    ctx.check(cell_scale is not None, f"cell state scale {float(cell_state.s)} is not a power of two: "
+              "LiteRT's CheckedLog2 fails and, as Prepare ignores the status of "
+              "PopulateQuantizedLstmParams8x8_16, LiteRT would run with parameters left unset")
     in_s = F32(get("input").s)
     os_ = F32(output_state.s)
     eff = {}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _lstm
-from ._common import FLOAT32, OpContext
+from ._common import FLOAT32, REINTERPRET, OpContext
 from ._control_flow import check_sequence_steps
 from .unidirectional_sequence_lstm import prepare_lstm
 
@@ -63,7 +63,7 @@ def prepare(ctx: OpContext) -> Params:
     use_aux = ctx.inputs[41] is not None
     non_stacking = not use_aux and aux is not None
     x = ctx.input(0)
-    ctx.check(x.type == FLOAT32, f"input must be FLOAT32 (float or hybrid), is {x.type_name}")
+    ctx.check(x.type == FLOAT32, f"input must be FLOAT32 (float or hybrid), is {x.type_name}" + REINTERPRET)
     if non_stacking:   # CheckAuxInputTensorDimensions: the backward LSTM reads it instead of x
         ctx.check(len(aux.shape) == 3 and tuple(aux.shape) == tuple(x.shape) and aux.type == x.type,
                   f"aux input without aux weights must have the input's shape and type "
@@ -95,7 +95,7 @@ def prepare(ctx: OpContext) -> Params:
                     continue
                 ctx.check(w is not None and tuple(w.shape) == (p.n_cell, n_aux),
                           f"{d}: aux_input_to_{g} weights must be [{p.n_cell}, {n_aux}]")
-                ctx.check(w.type == get("i2o").type, f"{d}: aux weights type differs")
+                ctx.check(w.type == get("i2o").type, f"{d}: aux weights type differs from the weights'" + REINTERPRET)
         ws = dict(p.weight_scale)
         if kind == "hybrid" and use_aux:
             ws.update(_lstm.hybrid_scales(ctx, get, ["a2i", "a2f", "a2c", "a2o"]))

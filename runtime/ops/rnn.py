@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _lstm
-from ._common import FLOAT32, INT8, OpContext
+from ._common import FLOAT32, INT8, REINTERPRET, OpContext
 from ._control_flow import check_sequence_steps
 from ._matmul_hybrid import batch_quantize_floats, sse_reduction_sum_int8
 
@@ -47,27 +47,31 @@ def prepare_common(ctx: OpContext, *, sequence: bool) -> Params:
     time_major = bool(ctx.options.get("time_major", False)) if sequence else False
     if sequence:
         ctx.check(len(x.shape) == 3, f"input must have rank 3, has {list(x.shape)}")
+        # unidirectional_sequence_rnn.cc checks NumDimensions(bias) == 1; basic_rnn.cc not
         ctx.check(len(w.shape) == 2 and len(r.shape) == 2 and len(b.shape) == 1,
                   "weights must be 2-D and the bias 1-D")
         batch = x.shape[1] if time_major else x.shape[0]
         input_size = x.shape[2]
     else:
-        ctx.check(len(x.shape) >= 2 and len(w.shape) == 2 and len(r.shape) == 2 and len(b.shape) == 1,
-                  "input must have rank >= 2, weights rank 2, bias rank 1")
+        # LiteRT checks only the bias's dims[0] (== units) and reads units values
+        ctx.check(len(x.shape) >= 2 and len(w.shape) == 2 and len(r.shape) == 2 and len(b.shape) >= 1,
+                  "input must have rank >= 2, weights rank 2, bias rank >= 1")
+        # basic_rnn.cc: batch = dims[0], input size = dims[1], whatever the rank; Eval
+        # reads the first batch * input_size values
         batch = x.shape[0]
         input_size = x.shape[1]
-        ctx.check(x.num_elements == batch * input_size, f"input {list(x.shape)} is not "
-                  "[batch, input_size]")
+        ctx.check(x.num_elements >= batch * input_size, f"input {list(x.shape)} has fewer than "
+                  f"batch * input_size = {batch * input_size} values: LiteRT would read past it")
     units = w.shape[0]
     ctx.check(input_size == w.shape[1], f"input size {input_size} != weights columns {w.shape[1]}")
     ctx.check(b.shape[0] == units, f"bias has {b.shape[0]} elements, expected {units}")
     ctx.check(tuple(r.shape) == (units, units), f"recurrent weights {list(r.shape)}, expected "
               f"{[units, units]}")
-    ctx.check(x.type == FLOAT32, f"input must be FLOAT32, is {x.type_name}")
+    ctx.check(x.type == FLOAT32, f"input must be FLOAT32, is {x.type_name}" + REINTERPRET)
     ctx.check(w.type == r.type, "weights and recurrent weights differ in type")
     ctx.check(len(h.shape) == 2 and tuple(h.shape) == (batch, units),
               f"hidden state {list(h.shape)}, expected {[batch, units]}")
-    ctx.check(b.type == FLOAT32 and h.type == FLOAT32, "bias and hidden state must be FLOAT32")
+    ctx.check(b.type == FLOAT32 and h.type == FLOAT32, "bias and hidden state must be FLOAT32" + REINTERPRET)
     ctx.require_variable(h, "hidden state")
     if sequence:   # one vectorized step over the batch per time step
         check_sequence_steps(ctx, x.shape, time_major=time_major, per_batch_row=False)
@@ -94,6 +98,7 @@ def rnn_step(p: Params, x, w, r, b, h, row_sums):
 
 def _rnn_step(p: Params, x, w, r, b, h, row_sums):
     n_batch = x.shape[0]
+    b = np.asarray(b).reshape(-1)[:w.shape[0]]   # LiteRT reads units values of any bias shape
     out = np.broadcast_to(b.astype(F32), (n_batch, len(b))).astype(F32)
     if p.kind == "float":
         out = _lstm._fc(out, x.astype(F32), w)
@@ -120,7 +125,7 @@ def _weights(p: Params, w, r):
 
 def eval(p: Params, x, w, r, b, h_var):
     w, r, sums = _weights(p, w, r)
-    x2 = x.reshape(x.shape[0], -1)
+    x2 = x.reshape(-1)[:x.shape[0] * w.shape[1]].reshape(x.shape[0], w.shape[1])
     h = rnn_step(p, x2, w, r, b, h_var.astype(F32), sums)
     np.copyto(h_var, h)
     return [h.copy()]

@@ -46,7 +46,7 @@ import numpy as np
 from quantcore.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
 
 from . import _lstm
-from ._common import FLOAT32, INT8, INT16, INT32, OpContext, finite
+from ._common import FLOAT32, INT8, INT16, INT32, REINTERPRET, OpContext, finite
 from ._matmul_hybrid import batch_quantize_floats, exact_int_matmul, sse_reduction_sum_int8
 
 # LiteRT registers one SVDF kernel for every resolver, and XNNPACK does not take SVDF:
@@ -82,8 +82,12 @@ def prepare(ctx: OpContext) -> Params:
     ctx.check(x.type in (FLOAT32, INT8), f"input must be FLOAT32 or INT8, is {x.type_name}")
     rank = int(ctx.options.get("rank", 0))
     ctx.check(rank != 0, "rank is 0")
-    ctx.check(len(x.shape) == 2 and len(wf.shape) == 2 and len(wt.shape) == 2,
-              "input, weights_feature and weights_time must be 2-D")
+    # svdf.cc reads the input's dims[0] (batch) and dims[1] (input size) without checking
+    # its rank, and the first batch * input_size values (TFLite Micro: 2-D only)
+    ctx.check((len(x.shape) == 2 or (len(x.shape) > 2 and ctx.numerics != "micro"))
+              and len(wf.shape) == 2 and len(wt.shape) == 2,
+              f"input (rank {len(x.shape)}) must be at least 2-D, weights_feature and "
+              "weights_time 2-D")
     batch = x.shape[0]
     num_filters = wf.shape[0]
     ctx.check(num_filters % rank == 0, f"num_filters {num_filters} is not a multiple of rank {rank}")
@@ -92,6 +96,8 @@ def prepare(ctx: OpContext) -> Params:
     memory = wt.shape[1]
     ctx.check(x.shape[1] == wf.shape[1], f"input size {x.shape[1]} != weights_feature columns "
               f"{wf.shape[1]}")
+    ctx.check(x.num_elements >= batch * x.shape[1], f"input {list(x.shape)} has fewer than batch * "
+              f"input size values: LiteRT would read past it")
     ctx.check(wt.shape[0] == num_filters, f"weights_time rows {wt.shape[0]} != {num_filters}")
     if bias is not None:
         ctx.check(len(bias.shape) >= 1 and bias.shape[0] == num_units,
@@ -105,13 +111,13 @@ def prepare(ctx: OpContext) -> Params:
                   activation=act)
     if wf.type == FLOAT32:
         ctx.check(x.type == FLOAT32 and wt.type == FLOAT32 and state.type == FLOAT32,
-                  "float SVDF needs float input, time weights and state")
+                  "float SVDF needs float input, time weights and state" + REINTERPRET)
         return Params("float", **common)
     if wf.type != INT8:
         raise ctx.unsupported(f"weights_feature of type {wf.type_name}")
     if x.type == FLOAT32:
-        ctx.check(wt.type == INT8, f"hybrid SVDF time weights must be INT8, are {wt.type_name}")
-        ctx.check(state.type == FLOAT32, "hybrid SVDF state must be FLOAT32")
+        ctx.check(wt.type == INT8, f"hybrid SVDF time weights must be INT8, are {wt.type_name}" + REINTERPRET)
+        ctx.check(state.type == FLOAT32, "hybrid SVDF state must be FLOAT32" + REINTERPRET)
         for t in (wf, wt):
             ctx.require_quantized(t)
         return Params("hybrid", asymmetric=bool(ctx.options.get("asymmetric_quantize_inputs", False)),
@@ -126,9 +132,9 @@ def prepare(ctx: OpContext) -> Params:
             "buffers, and crashes (SIGSEGV; heap corruption with XNNPACK) or returns garbage. "
             "TFLite Micro runs it: numerics='micro'")
     ctx.check(wt.type == INT16 and state.type == INT16 and out.type == INT8,
-              "integer SVDF needs INT16 time weights and state and an INT8 output")
+              "integer SVDF needs INT16 time weights and state and an INT8 output" + REINTERPRET)
     if bias is not None:
-        ctx.check(bias.type == INT32, f"integer SVDF bias must be INT32, is {bias.type_name}")
+        ctx.check(bias.type == INT32, f"integer SVDF bias must be INT32, is {bias.type_name}" + REINTERPRET)
     for t in (x, wf, state, wt, out):
         ctx.require_quantized(t)
     ctx.check(act == 1, "integer SVDF requires the RELU activation (TF_LITE_ENSURE_EQ)")
@@ -217,6 +223,8 @@ def _eval(p: Params, x, wf, wt, bias, state):
     if bias is not None:   # LiteRT checks only dims[0] == num_units and reads num_units values
         bias = np.asarray(bias).reshape(-1)[:p.num_units]
     batch = x.shape[0]
+    if x.ndim > 2:
+        x = x.reshape(-1)[:batch * wf.shape[1]].reshape(batch, wf.shape[1])
     flat = state.reshape(-1)
     shifted = np.empty_like(flat)
     shifted[:-1] = flat[1:]

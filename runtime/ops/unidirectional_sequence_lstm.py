@@ -17,8 +17,8 @@ coefficients. Output: the input shape with the last dimension ``n_output``.
 
 The integer path requires the five intermediates (the i/f/c/o gate scales used with
 layer norm; the hidden state's scale and zero point); without layer norm the gates are
-in Q3.12. The cell state's scale must be a power of two, and the cell activation
-TANH (LiteRT asserts otherwise). Float results agree with LiteRT within float rounding
+in Q3.12. The cell state's scale must be a power of two (``CheckedLog2``: within 1e-3 in
+log2); the activation option is ignored, as in LiteRT (always tanh). Float results agree with LiteRT within float rounding
 (its float products go through the optimized GEMM); integer results are bit-exact.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _lstm
-from ._common import FLOAT32, INT8, INT16, OpContext, TensorInfo
+from ._common import FLOAT32, INT8, INT16, REINTERPRET, OpContext, TensorInfo
 from ._control_flow import check_sequence_steps
 
 # "micro": TFLite Micro's own integer LSTM (runtime/micro.py, from TFLM's lstm_eval.h and
@@ -97,10 +97,10 @@ def prepare_lstm(ctx: OpContext, get, *, time_major: bool, intermediates=None,
     weight_scale = {}
     if x.type == FLOAT32:
         ctx.check(h.type == FLOAT32 and c.type == FLOAT32, f"{prefix}output state and cell state "
-                  f"must be FLOAT32 with a float input, are {h.type_name} and {c.type_name} "
-                  "(LiteRT would reinterpret their bytes as float)")
+                  f"must be FLOAT32 with a float input, are {h.type_name} and {c.type_name}"
+                  + REINTERPRET)
     if wtype == FLOAT32:
-        ctx.check(x.type == FLOAT32, f"{prefix}float weights need a FLOAT32 input")
+        ctx.check(x.type == FLOAT32, f"{prefix}float weights need a FLOAT32 input" + REINTERPRET)
         kind = "float"
     elif wtype == INT8 and x.type == FLOAT32:
         kind = "hybrid"
@@ -113,13 +113,13 @@ def prepare_lstm(ctx: OpContext, get, *, time_major: bool, intermediates=None,
             t = get(n)
             if t is not None:
                 ctx.check(t.type == INT8, f"{prefix}hybrid weights {n} must be INT8, are "
-                          f"{t.type_name}")
+                          f"{t.type_name}" + REINTERPRET)
     elif wtype == INT8 and x.type == INT8:
         kind = "integer"
         ctx.check(not any(d for g, d in zip("ifco", diag) if not (g == "i" and use_cifg)),
                   f"{prefix}integer LSTM needs 2-D recurrent weights")
-        ctx.check(act == 4, f"{prefix}integer LSTM supports only TANH as the cell activation "
-                  "(LiteRT asserts)")
+        # the activation option is not read: lstm_eval.cc's integer 8x8_16 step always
+        # uses tanh for the cell gate and the output (TFLite Micro reads it: micro mode)
         ctx.check(intermediates is not None and len(intermediates) == 5,
                   f"{prefix}integer LSTM needs 5 intermediate tensors, has "
                   f"{0 if intermediates is None else len(intermediates)}")
@@ -154,7 +154,8 @@ def prepare_lstm(ctx: OpContext, get, *, time_major: bool, intermediates=None,
             use_projection=use_projection, intermediates=intermediates)
         ctx.check(0 <= 15 + integer.cell_scale <= 6, f"{prefix}cell state scale 2^"
                   f"{integer.cell_scale} gives {15 + integer.cell_scale} integer bits for tanh; "
-                  "LiteRT supports 0..6")
+                  "LiteRT's ApplyTanh handles 0..6; for others LiteRT would leave the buffer unset "
+                  "(its assert is compiled out)")
     else:
         raise ctx.unsupported(f"{prefix}weights of type {i2o.type_name} with input {x.type_name}")
     p = _lstm.LstmParams(

@@ -195,12 +195,15 @@ def test_lstm_integer_peephole_oob_refused():
         Interpreter(model_content=model).allocate_tensors()
 
 
-def test_lstm_integer_rejects_non_tanh_activation():
+@pytest.mark.parametrize("act", ["NONE", "RELU", "SIGN_BIT"])
+def test_lstm_integer_ignores_the_activation_option(act):
+    """LiteRT BUILTIN_REF: the integer 8x8_16 step never reads the fused activation (tanh
+    for the cell gate and the output): a RELU/NONE/SIGN_BIT LSTM runs and matches."""
     rng = np.random.default_rng(4)
-    model, _ = lstm_model(rng, kind="integer", n_batch=1, n_time=2, n_input=3, n_cell=4,
-                          n_output=4, act="RELU")
-    with pytest.raises(ModelFormatError, match="TANH"):
-        Interpreter(model_content=model).allocate_tensors()
+    model, draw = lstm_model(rng, kind="integer", n_batch=1, n_time=2, n_input=3, n_cell=4,
+                             n_output=4, act=act)
+    r = np.random.default_rng(5)
+    assert_steps_match(model, [[draw(r)], [draw(r)]], "reference")
 
 
 def test_lstm_rank2_input_rejected():
