@@ -362,3 +362,14 @@ def test_rnn_input_of_rank_three_as_litert(oracle, shape):
     b.mark_outputs(y)
     v = np.linspace(-1, 1, int(np.prod(shape)), dtype=F32).reshape(shape)
     assert_steps_match(b.to_bytes(), [[v], [v * F32(-0.5)]], "reference")
+
+
+def test_integer_lstm_activation_option_in_micro_mode_must_be_tanh():
+    """TFLite Micro (unlike LiteRT) applies the activation option to the cell gate and
+    only handles tanh/sigmoid: micro mode refuses a RELU integer LSTM, reference runs it."""
+    m, op = _int8_lstm_fixture()
+    op.builtin_options = dict(op.builtin_options, fused_activation_function=1)
+    data = write_model(m)
+    with pytest.raises(ModelFormatError, match="TFLite Micro"):
+        Interpreter(model_content=data, numerics="micro").allocate_tensors()
+    _run(data, [np.zeros((1, 8, 4), F32)])

@@ -202,6 +202,11 @@ def _micro_params(ctx: OpContext, get, p: _lstm.LstmParams):
     projection and layer norm are refused for micro mode by runtime/micro.py)."""
     from ..micro import LSTM_GATES, micro_lstm_params
 
+    # TFLM's cell gate does apply the option: tanh, sigmoid (not expressible in a .tflite),
+    # anything else falls to an assert that release builds compile out (no activation)
+    ctx.check(p.activation == 4, f"TFLite Micro's integer LSTM applies the activation option "
+              f"to the cell gate; {p.activation} is not TANH and TFLite Micro would leave the "
+              "gate without an activation (its assert is compiled out)")
     gates = [w + g for w in ("i2", "r2") for g in LSTM_GATES]
     missing = [n for n in gates if get(n) is None]
     if missing:
