@@ -370,6 +370,9 @@ def test_integer_lstm_activation_option_in_micro_mode_must_be_tanh():
     m, op = _int8_lstm_fixture()
     op.builtin_options = dict(op.builtin_options, fused_activation_function=1)
     data = write_model(m)
+    it = Interpreter(model_content=data, numerics="micro")
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], np.zeros((1, 8, 4), F32))
     with pytest.raises(ModelFormatError, match="TFLite Micro"):
-        Interpreter(model_content=data, numerics="micro").allocate_tensors()
+        it.invoke()
     _run(data, [np.zeros((1, 8, 4), F32)])
