@@ -201,7 +201,10 @@ class Interpreter:
             self._reset_variables(state)
         state.ops = []
         state.constants = [_constant(self.model, state.index, i) for i in range(len(state.sg.tensors))]
-        produced: set[int] = set()
+        # A called subgraph's inputs get the caller's types and shapes at invoke (LiteRT's
+        # control-flow kernels copy them over): an operator refusing what they declare is
+        # prepared again at invoke, after the caller's own checks.
+        produced: set[int] = set(state.sg.inputs) if state.index > 0 else set()
         for o, op in enumerate(state.sg.operators):
             code = self.model.operator_codes[op.opcode_index]
             kernel = self._kernels[(state.index, o)]
@@ -244,6 +247,14 @@ class Interpreter:
             inputs=[None if i < 0 else state.tensor_info(i) for i in op.inputs],
             outputs=[state.tensor_info(i) for i in op.outputs],
             options=_options(op, code.name), numerics=self.numerics, extra={"interpreter": self})
+        for j, i in enumerate(op.inputs):
+            if i >= 0 and state.sg.tensors[i].sparsity is not None and \
+                    not (code.name == "DENSIFY" or (code.name == "FULLY_CONNECTED" and j == 1)):
+                raise ModelFormatError(
+                    f"{code.name}: input {j} (tensor {i}) is stored in TFLite's sparse format, which "
+                    "only DENSIFY and FULLY_CONNECTED weights read; LiteRT would read the stored "
+                    "values as the dense tensor (out of bounds)",
+                    f"subgraphs[{state.index}].operators[{o}].inputs[{j}]")
         kernel = self._kernels[(state.index, o)]
         with np.errstate(**_PREPARE_FLOAT):
             params = kernel.prepare(ctx)

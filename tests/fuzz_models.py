@@ -1172,6 +1172,230 @@ def r_bi_lstm(r, g, x, kind, name):
     return outs
 
 
+# ---------------------------------------------------------------------------
+# Control flow, resource variables and DENSIFY: extra subgraphs, sparse constants
+# ---------------------------------------------------------------------------
+def _enter(g: Graph, name: str) -> int:
+    """Start a new subgraph (cond, body, branch, init) and make it the one built."""
+    g.__dict__.setdefault("_stack", []).append(g.b.subgraph)
+    return g.b.new_subgraph(g._name(name))
+
+
+def _leave(g: Graph) -> None:
+    """Back to building the subgraph that calls it (the main one, or a branch / body
+    for nested control flow)."""
+    g.b.subgraph = g._stack.pop() if getattr(g, "_stack", None) else g.b.model.subgraphs[0]
+
+
+def _sub_input(g: Graph, t: T) -> T:
+    """An input of the subgraph being built, of ``t``'s shape, type and quantization
+    (LiteRT copies the caller's tensors into it)."""
+    s = g.tensor(t.shape, t.kind, scale=t.scale, zp=t.zp) if t.kind in QUANT else g.tensor(t.shape, t.kind)
+    g.b.subgraph.inputs.append(s.index)
+    return s
+
+
+def _step(r: Rand, g: Graph, x: T, how: str) -> T:
+    """A small operator on ``x`` inside a called subgraph; same shape, type, quantization."""
+    if how == "pass":
+        return x
+    if how == "if":     # nested control flow: IF(constant) inside a branch or body
+        c = g.const(np.array([r.coin()]), "bool")
+        y = g.tensor(x.shape, x.kind, scale=x.scale, zp=x.zp) if x.kind in QUANT else g.tensor(x.shape, x.kind)
+        branches = []
+        for role in ("then", "else"):
+            branches.append(_enter(g, role))
+            xi = _sub_input(g, x)
+            g.b.mark_outputs(_step(r, g, xi, r.choice(("add", "relu", "pass"))).index)
+            _leave(g)
+        g.op("IF", [c, x], [y], then_subgraph_index=branches[0], else_subgraph_index=branches[1])
+        return y
+    y = g.tensor(x.shape, x.kind, scale=x.scale, zp=x.zp) if x.kind in QUANT else g.tensor(x.shape, x.kind)
+    if how == "relu":
+        g.op("RELU", [x], [y])
+    elif how == "add":
+        c = g.const(g.values((x.shape[-1],) if x.rank else (), x.kind), x.kind,
+                    **({"scale": x.scale, "zp": x.zp} if x.kind in QUANT else {}))
+        g.op("ADD", [x, c], [y], fused_activation_function=r.choice(ACTIVATIONS))
+    else:   # "mul": halve (float) / multiply by ~0.5 (int8)
+        c = g.const(np.full((1,), 0.5, np.float32), "f32") if x.kind == "f32" else \
+            g.const(np.array([100], np.int8), "i8", scale=0.005, zp=0)
+        g.op("MUL", [x, c], [y], fused_activation_function="NONE")
+    return y
+
+
+@recipe("WHILE", kinds=("f32", "i8"))
+def r_while(r, g, x, kind, name):
+    """i, x -> WHILE(i < limit) {i + 1, step(x)} (and maybe a loop variable passed
+    through): a counter loop of at most 6 iterations."""
+    x = g.x(x, kind, ranks=(0, 1, 2, 3), max_dim=4)
+    if x is None:
+        return None
+    start, limit = r.integers(0, 2), r.integers(0, 6)
+    if r.coin(0.6):
+        i0 = g.const(np.array(start, np.int32))
+    else:
+        i0 = g.input((), "i32")
+        i0.fixed = np.array(start, np.int32)
+    extra = g.x(None, kind, ranks=(1,), max_dim=3) if r.coin(0.3) else None
+    loop = [i0, x] + ([extra] if extra is not None else [])
+    i_out = g.tensor((), "i32")
+    outs = [i_out] + [g.tensor(t.shape, t.kind, scale=t.scale, zp=t.zp) if t.kind in QUANT
+                      else g.tensor(t.shape, t.kind) for t in loop[1:]]
+    cond = _enter(g, "cond")
+    ci = [_sub_input(g, t) for t in loop]
+    lim = g.const(np.array(limit, np.int32))
+    c = g.tensor((), "bool")
+    g.op("LESS", [ci[0], lim], [c])
+    g.b.mark_outputs(c.index)
+    _leave(g)
+    body = _enter(g, "body")
+    bi = [_sub_input(g, t) for t in loop]
+    one = g.const(np.array(1, np.int32))
+    i2 = g.tensor((), "i32")
+    g.op("ADD", [bi[0], one], [i2], fused_activation_function="NONE")
+    x2 = _step(r, g, bi[1], r.choice(("add", "relu", "mul", "pass", "if")))
+    g.b.mark_outputs(i2.index, x2.index, *(t.index for t in bi[2:]))
+    _leave(g)
+    g.op(name, loop, outs, cond_subgraph_index=cond, body_subgraph_index=body)
+    return outs[1:2]
+
+
+@recipe("IF", kinds=("f32", "i8"))
+def r_if(r, g, x, kind, name):
+    """IF(c) then step_a(x) else step_b(x); the condition a graph input or a constant."""
+    x = g.x(x, kind, ranks=(0, 1, 2, 3, 4), max_dim=4)
+    if x is None:
+        return None
+    cshape = r.choice(((1,), (), (1, 1)))
+    if r.coin(0.7):
+        c = g.input(cshape, "bool")
+    else:
+        c = g.const(np.full(cshape, r.coin()), "bool")
+    ins = [c, x]
+    if r.coin(0.3):
+        ins.append(g.x(None, kind, ranks=(1, 2), max_dim=3))
+    outs = [g.tensor(x.shape, kind, scale=x.scale, zp=x.zp) if kind in QUANT else g.tensor(x.shape, kind)]
+    branches = []
+    for role in ("then", "else"):
+        branches.append(_enter(g, role))
+        si = [_sub_input(g, t) for t in ins[1:]]
+        y = _step(r, g, si[0], r.choice(("add", "relu", "mul", "pass", "if")))
+        g.b.mark_outputs(y.index)
+        _leave(g)
+    g.op(name, ins, outs, then_subgraph_index=branches[0], else_subgraph_index=branches[1])
+    return outs
+
+
+def _resource(g: Graph) -> int:
+    from quantcore.schema.model import TensorType as _TT
+    return g.b.add_tensor(g._name("h"), (), None, tensor_type=int(_TT.RESOURCE))
+
+
+@recipe("CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", kinds=("f32", "i8"))
+def r_variables(r, g, x, kind, name):
+    """CALL_ONCE(init: VAR_HANDLE(v) <- constant); VAR_HANDLE(v); s = READ(v) + x;
+    ASSIGN(v, s); output s. Without CALL_ONCE the main subgraph assigns x first."""
+    x = g.x(x, kind, ranks=(1, 2, 3), max_dim=4)
+    if x is None:
+        return None
+    var = g._name("var")
+    container = r.choice(("", "", "c"))
+    q = {"scale": x.scale, "zp": x.zp} if kind in QUANT else {}
+    call_once = name == "CALL_ONCE" or r.coin(0.6)
+    init = None
+    if call_once:
+        init = _enter(g, "init")
+        h2 = _resource(g)
+        g.op("VAR_HANDLE", [], [T(h2, (), "resource")], container=container, shared_name=var)
+        v0 = g.const(g.values(x.shape, kind), kind, **q)
+        g.op("ASSIGN_VARIABLE", [h2, v0], [])
+        _leave(g)
+        g.op("CALL_ONCE", [], [], init_subgraph_index=init)
+    h = _resource(g)
+    g.op("VAR_HANDLE", [], [T(h, (), "resource")], container=container, shared_name=var)
+    if not call_once:
+        g.op("ASSIGN_VARIABLE", [h, x], [])
+    rd = g.tensor(x.shape if r.coin(0.8) else (), kind, scale=x.scale, zp=x.zp) if kind in QUANT \
+        else g.tensor(x.shape if r.coin(0.8) else (), kind)
+    g.op("READ_VARIABLE", [h], [rd])
+    if rd.shape != x.shape:
+        rd = T(rd.index, x.shape, kind, rd.scale, rd.zp)
+    s = g.tensor(x.shape, kind, scale=x.scale, zp=x.zp) if kind in QUANT else g.tensor(x.shape, kind)
+    g.op("ADD", [rd, x], [s], fused_activation_function=r.choice(ACTIVATIONS))
+    g.op("ASSIGN_VARIABLE", [h, s], [])
+    return [s]
+
+
+def _sparse(r: Rand, g: Graph, dense: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Sparsity parameters and stored values of ``dense``: the converter's layout
+    (last dimension CSR, maybe 1 x c blocks), or every level DENSE, or every level CSR."""
+    from quantcore.compress import dense_to_sparse
+    how = r.integers(0, 2)
+    if how == 0 and dense.ndim >= 1:
+        c = r.choice([b for b in (1, 2, 4) if dense.shape[-1] % b == 0])
+        return dense_to_sparse(dense, [1] * (dense.ndim - 1) + [c])
+    dims = []
+    if how == 1:
+        for d in dense.shape:
+            dims.append({"format": 0, "dense_size": int(d), "array_segments_type": 0,
+                         "array_segments": None, "array_indices_type": 0, "array_indices": None})
+        vals = dense.reshape(-1)
+    else:
+        # every level SPARSE_CSR: a path is kept when its subtree holds a non-zero
+        parents = [()]
+        for level, d in enumerate(dense.shape):
+            seg, idx, kids = [0], [], []
+            for p in parents:
+                for i in range(d):
+                    if np.any(dense[p + (i,)] != 0):
+                        idx.append(i)
+                        kids.append(p + (i,))
+                seg.append(len(idx))
+            kind = r.choice((1, 2, 3))
+            dt = {1: np.int32, 2: np.uint16, 3: np.uint8}[kind]
+            dims.append({"format": 1, "dense_size": 0,
+                         "array_segments_type": kind, "array_segments": {"values": np.array(seg, dt)},
+                         "array_indices_type": kind, "array_indices": {"values": np.array(idx, dt)}})
+            parents = kids
+        vals = np.array([dense[p] for p in parents], dense.dtype)
+    sp = {"traversal_order": np.arange(dense.ndim, dtype=np.int32), "block_map": None,
+          "dim_metadata": dims}
+    return sp, np.asarray(vals, dense.dtype).reshape(-1)
+
+
+@recipe("DENSIFY", kinds=("f32", "i8"))
+def r_densify(r, g, x, kind, name):
+    """w = DENSIFY(sparse constant); ADD(x, w), or (float) FULLY_CONNECTED(x, w)."""
+    x = g.x(x, kind, ranks=(1, 2, 3), max_dim=5)
+    if x is None:
+        return None
+    fc = kind == "f32" and r.coin(0.4)
+    wshape = (r.integers(1, 4), x.shape[-1]) if fc else x.shape
+    if kind == "f32":
+        dense = g.rng.uniform(-1, 1, wshape).astype(np.float32)
+        q = {}
+    else:
+        dense = g.rng.integers(-128, 128, wshape).astype(np.int8)
+        q = {"scale": x.scale, "zero_point": x.zp}
+    dense[g.rng.random(wshape) < r.uniform(0, 0.9)] = 0
+    if not dense.any():
+        dense.flat[0] = 1       # an empty buffer is no constant (DENSIFY refuses it)
+    sp, vals = _sparse(r, g, dense)
+    buf = g.b.add_buffer(np.ascontiguousarray(vals).astype(vals.dtype.newbyteorder("<")).tobytes())
+    ws = g.b.add_tensor(g._name("sp"), wshape, DTYPES[kind], buffer=buf, **q)
+    g.b.subgraph.tensors[ws].sparsity = sp
+    wd = g.tensor(wshape, kind, scale=x.scale, zp=x.zp) if kind in QUANT else g.tensor(wshape, kind)
+    g.op(name, [ws], [wd])
+    if fc:
+        y = g.tensor((x.size // x.shape[-1], wshape[0]), kind)
+        g.op("FULLY_CONNECTED", [x, wd], [y], fused_activation_function=r.choice(ACTIVATIONS))
+    else:
+        y = g.tensor(x.shape, kind, like=x) if kind in QUANT else g.tensor(x.shape, kind)
+        g.op("ADD", [x, wd], [y], fused_activation_function=r.choice(ACTIVATIONS))
+    return [y]
+
+
 def dataclass_replace(t: T, **extra) -> T:
     t = T(t.index, t.shape, t.kind, t.scale, t.zp)
     for k, v in extra.items():
@@ -1238,9 +1462,13 @@ FLOAT_EDGES = (0.0, -0.0, -1.0, float("nan"), float("inf"), -float("inf"), 1e-45
 TYPE_CHOICES = ("FLOAT32", "INT8", "UINT8", "INT16", "INT32", "INT64", "BOOL", "FLOAT16", "STRING",
                 "COMPLEX64", "FLOAT64", "UINT32", "INT4", "UINT16")
 
+# The subgraph the mutation breaks (mutate_model draws it: the main one, or a cond /
+# body / branch / init subgraph of a control-flow operator).
+_TARGET = [0]
+
 
 def _pick_tensor(r: Rand, m: Model, *, constant: bool | None = None) -> int | None:
-    sg = m.subgraphs[0]
+    sg = m.subgraphs[_TARGET[0]]
     used = sorted({i for op in sg.operators for i in op.inputs + op.outputs if i >= 0})
     cands = [i for i in used if constant is None or
              (sg.tensors[i].buffer != 0 and m.buffers[sg.tensors[i].buffer].data is not None) == constant]
@@ -1251,7 +1479,7 @@ def m_shape(r, m):
     t = _pick_tensor(r, m, constant=False if r.coin(0.8) else None)
     if t is None:
         return None
-    tensor = m.subgraphs[0].tensors[t]
+    tensor = m.subgraphs[_TARGET[0]].tensors[t]
     how = r.integers(0, 3)
     if how == 0 and tensor.shape:
         d = r.integers(0, len(tensor.shape) - 1)
@@ -1272,7 +1500,7 @@ def m_type(r, m):
     t = _pick_tensor(r, m)
     if t is None:
         return None
-    tensor = m.subgraphs[0].tensors[t]
+    tensor = m.subgraphs[_TARGET[0]].tensors[t]
     old = tensor.type
     tensor.type = int(TensorType[r.choice(TYPE_CHOICES)])
     return f"tensor {t} type {TensorType(old).name} -> {TensorType(tensor.type).name}"
@@ -1283,7 +1511,7 @@ def m_reinterpret(r, m):
     t = _pick_tensor(r, m)
     if t is None:
         return None
-    tensor = m.subgraphs[0].tensors[t]
+    tensor = m.subgraphs[_TARGET[0]].tensors[t]
     swap = {"INT8": ("UINT8", "BOOL"), "UINT8": ("INT8", "BOOL"), "BOOL": ("INT8", "UINT8"),
             "INT32": ("FLOAT32", "UINT32"), "FLOAT32": ("INT32",), "INT16": ("FLOAT16", "UINT16"),
             "FLOAT16": ("INT16",), "INT64": ("FLOAT64", "UINT64"), "FLOAT64": ("INT64",)}
@@ -1295,7 +1523,7 @@ def m_reinterpret(r, m):
 
 
 def _quantized(r, m):
-    sg = m.subgraphs[0]
+    sg = m.subgraphs[_TARGET[0]]
     cands = [i for i, t in enumerate(sg.tensors) if t.quantization is not None and t.quantization.scale is not None
              and len(t.quantization.scale)]
     return r.choice(cands) if cands else None
@@ -1305,7 +1533,7 @@ def m_scale(r, m):
     t = _quantized(r, m)
     if t is None:
         return None
-    q = m.subgraphs[0].tensors[t].quantization
+    q = m.subgraphs[_TARGET[0]].tensors[t].quantization
     q.scale = np.array(q.scale, np.float32)
     j = r.integers(0, len(q.scale) - 1)
     q.scale[j] = np.float32(r.choice(FLOAT_EDGES + (-float(q.scale[j]),)))
@@ -1316,7 +1544,7 @@ def m_zero_point(r, m):
     t = _quantized(r, m)
     if t is None:
         return None
-    q = m.subgraphs[0].tensors[t].quantization
+    q = m.subgraphs[_TARGET[0]].tensors[t].quantization
     q.zero_point = np.array(q.zero_point if q.zero_point is not None else np.zeros(len(q.scale)), np.int64)
     j = r.integers(0, len(q.zero_point) - 1)
     q.zero_point[j] = r.choice((-129, 128, 256, -1, 255, -32769, 32768, 2**31 - 1, -(2**31), 2**40, 1, -128, 127))
@@ -1327,7 +1555,7 @@ def m_channels(r, m):
     t = _quantized(r, m)
     if t is None:
         return None
-    tensor = m.subgraphs[0].tensors[t]
+    tensor = m.subgraphs[_TARGET[0]].tensors[t]
     q = tensor.quantization
     how = r.integers(0, 3)
     if how == 0:
@@ -1349,7 +1577,7 @@ def m_add_quant(r, m):
     t = _pick_tensor(r, m)
     if t is None:
         return None
-    tensor = m.subgraphs[0].tensors[t]
+    tensor = m.subgraphs[_TARGET[0]].tensors[t]
     tensor.quantization = QuantizationParameters(
         scale=np.array([r.choice((0.1, 1.0, 1e-6, 0.0))], np.float32),
         zero_point=np.array([r.choice((0, 3, -5))], np.int64))
@@ -1357,7 +1585,7 @@ def m_add_quant(r, m):
 
 
 def m_option(r, m):
-    sg = m.subgraphs[0]
+    sg = m.subgraphs[_TARGET[0]]
     o = r.integers(0, len(sg.operators) - 1)
     op = sg.operators[o]
     name = m.operator_codes[op.opcode_index].name
@@ -1392,7 +1620,7 @@ def m_option(r, m):
 
 
 def m_inputs(r, m):
-    sg = m.subgraphs[0]
+    sg = m.subgraphs[_TARGET[0]]
     o = r.integers(0, len(sg.operators) - 1)
     op = sg.operators[o]
     how = r.integers(0, 5)
@@ -1420,9 +1648,14 @@ def m_inputs(r, m):
 
 
 def m_outputs(r, m):
-    sg = m.subgraphs[0]
+    sg = m.subgraphs[_TARGET[0]]
     o = r.integers(0, len(sg.operators) - 1)
     op = sg.operators[o]
+    if not op.outputs:          # ASSIGN_VARIABLE, CALL_ONCE
+        if not sg.tensors:
+            return None
+        op.outputs.append(r.integers(0, len(sg.tensors) - 1))
+        return f"operator {o} gains output {op.outputs[-1]}"
     if r.coin() or len(op.outputs) == 1:
         like = sg.tensors[op.outputs[0]]
         sg.tensors.append(Tensor(shape=list(like.shape), type=like.type, name=f"extra{len(sg.tensors)}",
@@ -1439,10 +1672,10 @@ def m_const_data(r, m):
     t = _pick_tensor(r, m, constant=True)
     if t is None:
         return None
-    sg = m.subgraphs[0]
+    sg = m.subgraphs[_TARGET[0]]
     tensor = sg.tensors[t]
     try:
-        arr = np.array(m.tensor_data(0, t))
+        arr = np.array(m.tensor_data(_TARGET[0], t))
     except Exception:
         return None
     if arr.dtype == object or arr.size == 0:
@@ -1484,7 +1717,7 @@ def m_opcode(r, m):
 
 
 def m_graph_io(r, m):
-    sg = m.subgraphs[0]
+    sg = m.subgraphs[_TARGET[0]]
     how = r.integers(0, 2)
     if how == 0 and sg.inputs:
         sg.inputs.pop(r.integers(0, len(sg.inputs) - 1))
@@ -1499,24 +1732,105 @@ def m_graph_io(r, m):
     return None
 
 
+def m_subgraph_index(r, m):
+    """A control-flow operator calls another subgraph: another valid one, itself, one
+    out of range."""
+    sg = m.subgraphs[_TARGET[0]]
+    cands = [(o, f) for o, op in enumerate(sg.operators) for f in (op.builtin_options or {})
+             if f.endswith("_subgraph_index")]
+    if not cands:
+        return None
+    o, f = r.choice(cands)
+    n = len(m.subgraphs)
+    value = r.choice((r.integers(0, n - 1), r.integers(0, n - 1), _TARGET[0], n, -1))
+    sg.operators[o].builtin_options[f] = value
+    return f"operator {o} {f} = {value}"
+
+
+def m_sparsity(r, m):
+    """Break one field of a sparse constant's sparsity parameters."""
+    sg = m.subgraphs[_TARGET[0]]
+    cands = [i for i, t in enumerate(sg.tensors) if isinstance(t.sparsity, dict)]
+    if not cands:
+        return None
+    t = r.choice(cands)
+    sp = sg.tensors[t].sparsity
+    dims = sp.get("dim_metadata") or []
+    how = r.integers(0, 6)
+    if how == 0:
+        order = [int(v) for v in np.asarray(sp.get("traversal_order", []))]
+        if len(order) > 1 and r.coin():
+            a, b = r.integers(0, len(order) - 1), r.integers(0, len(order) - 1)
+            order[a], order[b] = order[b], order[a]
+        elif order:
+            order[r.integers(0, len(order) - 1)] = r.choice((-1, len(order), 2**31 - 1, 0))
+        else:
+            order = [0]
+        sp["traversal_order"] = np.array(order, np.int32)
+        return f"tensor {t} traversal_order {order}"
+    if how == 1:
+        bm = [r.choice((0, 1, -1, 5)) for _ in range(r.integers(0, 2))]
+        sp["block_map"] = np.array(bm, np.int32) if bm or r.coin() else None
+        return f"tensor {t} block_map {bm}"
+    if not dims:
+        return None
+    d = r.integers(0, len(dims) - 1)
+    md = dims[d] = dict(dims[d])
+    if how == 2:
+        md["format"] = r.choice((0, 1, 2, 255))
+        if md["format"] == 0 and not md.get("dense_size"):
+            md["dense_size"] = r.choice((0, 1, 3))
+        return f"tensor {t} dim_metadata[{d}].format {md['format']}"
+    if how == 3:
+        md["dense_size"] = r.choice(INT32_EDGES)
+        return f"tensor {t} dim_metadata[{d}].dense_size {md['dense_size']}"
+    if how == 4 and len(dims) > 1:
+        dims.pop(d) if r.coin() else dims.append(dict(md))
+        return f"tensor {t} has {len(dims)} dim_metadata"
+    key = r.choice(("array_segments", "array_indices"))
+    vec = md.get(key)
+    if not isinstance(vec, dict) or vec.get("values") is None:
+        md[key + "_type"] = r.choice((1, 2, 3))
+        md[key] = {"values": np.array([r.choice((0, 1, 2, 255))], np.int32)}
+        md["format"] = 1
+        return f"tensor {t} dim_metadata[{d}] becomes sparse"
+    vals = np.array(vec["values"]).astype(np.int64)
+    if vals.size and r.coin(0.7):
+        vals[r.integers(0, vals.size - 1)] = r.choice((-1, 0, 1, 3, 255, 65535, 2**31 - 1))
+    else:
+        vals = np.resize(vals, max(vals.size + r.choice((-1, 1, 5)), 0))
+    md[key] = {"values": vals.astype(np.int32)}
+    md[key + "_type"] = 1 if r.coin(0.6) else r.choice((0, 2, 3, 9))
+    return f"tensor {t} dim_metadata[{d}].{key} = {vals.tolist()[:8]}"
+
+
 MUTATIONS: dict[str, Callable[[Rand, Model], str | None]] = {
     "shape": m_shape, "type": m_type, "reinterpret": m_reinterpret, "scale": m_scale,
     "zero_point": m_zero_point, "channels": m_channels, "add_quant": m_add_quant,
     "option": m_option, "inputs": m_inputs, "outputs": m_outputs, "const_data": m_const_data,
     "version": m_version, "opcode": m_opcode, "graph_io": m_graph_io,
+    "subgraph_index": m_subgraph_index, "sparsity": m_sparsity,
 }
 # Options and constants reach the deepest code: draw them more often.
 MUTATION_WEIGHTS = {"option": 4, "const_data": 4, "shape": 3, "scale": 2, "zero_point": 2,
-                    "channels": 2, "type": 2, "reinterpret": 2, "inputs": 2}
+                    "channels": 2, "type": 2, "reinterpret": 2, "inputs": 2, "sparsity": 2}
 
 
 def mutate_model(r: Rand, m: Model) -> str:
     names = [n for n in MUTATIONS for _ in range(MUTATION_WEIGHTS.get(n, 1))]
-    for _ in range(8):
-        what = MUTATIONS[r.choice(names)](r, m)
-        if what:
-            return what
-    return "no mutation"
+    # Which subgraph: the main one, or (half the time, when there are others) a called one
+    # that has operators (a cond / body / branch / init subgraph).
+    called = [s for s in range(1, len(m.subgraphs)) if m.subgraphs[s].operators]
+    _TARGET[0] = r.choice(called) if called and r.coin() else 0
+    where = f"subgraph {_TARGET[0]}: " if _TARGET[0] else ""
+    try:
+        for _ in range(8):
+            what = MUTATIONS[r.choice(names)](r, m)
+            if what:
+                return where + what
+        return "no mutation"
+    finally:
+        _TARGET[0] = 0
 
 
 # ---------------------------------------------------------------------------

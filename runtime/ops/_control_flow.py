@@ -67,7 +67,8 @@ def check_input_types(ctx: OpContext, index: int, callers: list, role: str) -> N
             continue
         mine = sg.tensors[t].type
         ctx.check(mine == c.type, f"{role} subgraph {index} input {j} has type "
-                  f"{sg.tensors[t].type_name}, the caller passes {c.type_name}")
+                  f"{sg.tensors[t].type_name}, the caller passes {c.type_name} (LiteRT would "
+                  "overwrite the declared type with the caller's and run the subgraph on it)")
 
 
 def output_type(ctx: OpContext, index: int, j: int) -> int:

@@ -35,7 +35,7 @@ import numpy as np
 from quantcore.errors import ModelFormatError
 from quantcore.schema.model import Model, decode_tensor_bytes, packed_nbytes, numpy_dtype
 
-from ._common import FLOAT16, FLOAT32, INT8, OpContext
+from ._common import FLOAT16, FLOAT32, INT8, OpContext, check_output_size
 
 NUMERICS = ("reference", "optimized", "xnnpack")
 
@@ -277,6 +277,8 @@ def densified_constant(ctx: OpContext, t) -> np.ndarray:
         raise ModelFormatError(f"buffer holds {values.size} values, the sparsity parameters "
                                f"describe {sp.num_stored} (a sparse constant needs "
                                "quantcore.runtime.ops.densify.SparseModel)", where)
+    # The reader's budget counts the stored values only: bound the dense tensor too.
+    check_output_size(where, "DENSIFY", sp.shape, numpy_dtype(t.type))
     return sparse_to_dense(sp, values).astype(numpy_dtype(t.type))
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from quantcore.errors import InputError
+from quantcore.schema.model import TensorType
 
 from ._common import BOOL, NUMERICS as _ALL, OpContext, copy_array
 from ._control_flow import (LoopLimitError, check_input_types, check_signature, interpreter_of,
@@ -48,12 +49,21 @@ def prepare(ctx: OpContext) -> Params:
     check_signature(ctx, body, n, n, "body")
     check_input_types(ctx, cond, ctx.inputs, "cond")
     check_input_types(ctx, body, ctx.inputs, "body")
-    ctx.check(output_type(ctx, cond, 0) == BOOL, "cond subgraph output is not BOOL")
+    ctx.check(output_type(ctx, cond, 0) == BOOL,
+              f"cond subgraph output type is {_type_name(output_type(ctx, cond, 0))}, not BOOL")
     for j, c in enumerate(ctx.inputs):
         if c is not None:
             ctx.check(output_type(ctx, body, j) == c.type,
-                      f"body output {j} type differs from loop variable {j} ({c.type_name})")
+                      f"body output type {_type_name(output_type(ctx, body, j))} of loop variable "
+                      f"{j} differs from its type {c.type_name}")
     return Params(cond, body, interpreter_of(ctx), ctx.path)
+
+
+def _type_name(t: int) -> str:
+    try:
+        return TensorType(t).name
+    except ValueError:
+        return str(t)
 
 
 def _condition(p: Params, value: np.ndarray) -> bool:
