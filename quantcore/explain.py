@@ -738,7 +738,7 @@ def _explain_mean(c: _Ctx):
         m0 = int((m0 << kk) // n)
         shift = shift - kk
         steps.append(_mult_step("multiplier with 1/N folded in", m0, shift, s_in / s_out / n,
-                                f"s_in / (s_out·N)", extra=f"M0 = (M0 << {kk}) / {n} (int64 "
+                                "s_in / (s_out·N)", extra=f"M0 = (M0 << {kk}) / {n} (int64 "
                                 f"division), shift -= {kk}; k = min(floor(log2 N), 32, 31 + shift)"))
     r, more = _mbqm_steps(shifted, m0, shift, "sum")
     steps += more

@@ -30,7 +30,6 @@ from quantcore.errors import CalibrationError, InputError
 from quantcore.fixedpoint import round_half_away
 from quantcore.numerics import choose_qparams, qrange
 from quantcore.schema import read_model, write_model
-from quantcore.schema.builder import make_options
 from quantcore.schema.model import (Buffer, BuiltinOperator, Model, Operator, OperatorCode,
                                     QuantizationParameters, Tensor, TensorType)
 
@@ -858,7 +857,6 @@ class _IntegerQuantizer:
 
     def _quantize_op(self, o, op, name, home, quantized_version, emit, new_ops, outputs, q_of) -> None:
         sg, rule, qtype = self.sg, RULES[name], self.act
-        prepend: list[Operator] = []
         ins = list(op.inputs)
         act_in = rule.bias_inputs[0]
         # activations first (weights and bias depend on the input scale)
