@@ -245,6 +245,12 @@ def hybrid_scales(ctx: OpContext, get, names) -> dict:
     return out
 
 
+# PopulateQuantizedLstmParams8x8_16's TF_LITE_ENSUREs return early, and Prepare ignores
+# its status: LiteRT then runs with the remaining parameters unset.
+UNSET = (": LiteRT's Prepare ignores the failed check in PopulateQuantizedLstmParams8x8_16 "
+         "and would run with parameters left unset")
+
+
 def checked_log2(x: float) -> int | None:
     """``CheckedLog2`` (quantization_util.cc), in float32: ``l = log(x) * (1 / log 2)``,
     ``n = round_half_away(l)``; ``n`` when ``|l - n| < 1e-3``, else None (not a power of
@@ -273,7 +279,7 @@ def integer_params(ctx: OpContext, get, inputs: dict, *, cell_state: TensorInfo,
     for k in range(4):
         if use_layer_norm:
             t = intermediates[k]
-            ctx.check(t is not None and t.quantized, f"intermediate {k} has no quantization")
+            ctx.check(t is not None and t.quantized, f"intermediate {k} has no quantization" + UNSET)
             ctx.require_quantized(t)
             inter_scale.append(F32(t.scale[0]))
             inter_zp.append(int(t.zero_point[0]))
@@ -281,7 +287,7 @@ def integer_params(ctx: OpContext, get, inputs: dict, *, cell_state: TensorInfo,
             inter_scale.append(F32(2.0 ** -12))
             inter_zp.append(0)
     hid = intermediates[4]
-    ctx.check(hid is not None and hid.quantized, "intermediate 4 (hidden) has no quantization")
+    ctx.check(hid is not None and hid.quantized, "intermediate 4 (hidden) has no quantization" + UNSET)
     ctx.require_quantized(hid)
     inter_scale.append(F32(hid.scale[0]))
     inter_zp.append(int(hid.zero_point[0]))

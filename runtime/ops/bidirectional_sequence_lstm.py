@@ -65,9 +65,11 @@ def prepare(ctx: OpContext) -> Params:
     x = ctx.input(0)
     ctx.check(x.type == FLOAT32, f"input must be FLOAT32 (float or hybrid), is {x.type_name}" + REINTERPRET)
     if non_stacking:   # CheckAuxInputTensorDimensions: the backward LSTM reads it instead of x
-        ctx.check(len(aux.shape) == 3 and tuple(aux.shape) == tuple(x.shape) and aux.type == x.type,
-                  f"aux input without aux weights must have the input's shape and type "
-                  f"{list(x.shape)}, has {list(aux.shape)} {aux.type_name}")
+        ctx.check(len(aux.shape) == 3 and tuple(aux.shape) == tuple(x.shape),
+                  f"aux input without aux weights must have the input's shape "
+                  f"{list(x.shape)}, has {list(aux.shape)}")
+        ctx.check(aux.type == x.type, f"aux input without aux weights must have the input's "
+                  f"type {x.type_name}, has {aux.type_name}" + REINTERPRET)
     params = {}
     for d in ("fw", "bw"):
         slots = _slots(d)
