@@ -177,7 +177,8 @@ class OpContext:
                        f"tensor {t.index} is quantized per channel, which this operator does not support", w)
             self.check(t.quantized_dimension == per_channel_dim,
                        f"tensor {t.index} is quantized along dimension {t.quantized_dimension}, "
-                       f"expected {per_channel_dim}", w)
+                       f"expected {per_channel_dim} (LiteRT would apply the scales along dimension "
+                       f"{per_channel_dim} anyway)", w)
             self.check(len(t.shape) > per_channel_dim and t.shape[per_channel_dim] == len(t.scale),
                        f"tensor {t.index} has {len(t.scale)} scales for {t.shape} along "
                        f"dimension {per_channel_dim}", w)

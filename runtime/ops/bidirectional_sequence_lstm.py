@@ -110,7 +110,7 @@ def prepare(ctx: OpContext) -> Params:
         # b * output_batch_leading_dim (n_fw + n_bw when merged) instead of b * n_output:
         # rows past the first are read and written outside the state tensor.
         raise ctx.error("merge_outputs with batch-major input and more than one batch: LiteRT "
-                        "addresses the output state with the merged output's stride (out of "
+                        "would address the output state with the merged output's stride (out of "
                         "bounds)")
     return Params(fw, bw, merge, time_major, use_aux, non_stacking, fw.n_output, bw.n_output)
 
