@@ -1352,7 +1352,8 @@ def _sparse(r: Rand, g: Graph, dense: np.ndarray) -> tuple[dict, np.ndarray]:
                         idx.append(i)
                         kids.append(p + (i,))
                 seg.append(len(idx))
-            kind = r.choice((1, 2, 3))
+            top = max(seg + idx)   # an index vector type that holds every value
+            kind = r.choice([k for k, hi in ((1, 2**31 - 1), (2, 65535), (3, 255)) if top <= hi])
             dt = {1: np.int32, 2: np.uint16, 3: np.uint8}[kind]
             dims.append({"format": 1, "dense_size": 0,
                          "array_segments_type": kind, "array_segments": {"values": np.array(seg, dt)},
