@@ -26,6 +26,20 @@ def examples(fast: int, slow: int | None = None) -> settings:
                     suppress_health_check=list(__import__("hypothesis").HealthCheck))
 
 
+def run_outputs_no_warnings(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Allocate, set the inputs, invoke and read every output, NumPy warnings as errors
+    (as the fuzzer's guard runs them)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        it = Interpreter(model_content=model)
+        it.allocate_tensors()
+        for d, x in zip(it.get_input_details(), inputs):
+            it.set_tensor(d["index"], x)
+        it.invoke()
+        return [it.get_tensor(d["index"]) for d in it.get_output_details()]
+
+
 def run_ours(model: bytes, inputs: list[np.ndarray], numerics: str = "reference") -> Interpreter:
     it = Interpreter(model_content=model, numerics=numerics, experimental_preserve_all_tensors=True)
     details = it.get_input_details()

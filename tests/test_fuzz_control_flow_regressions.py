@@ -10,33 +10,23 @@ refusal of a model LiteRT runs whose message did not say why quantcore refuses i
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from quantcore.errors import InputError, ModelFormatError
-from quantcore.runtime import Interpreter
 from quantcore.runtime.ops import _common
 from quantcore.schema.builder import ModelBuilder
 
 sys.path.insert(0, str(Path(__file__).parent))
+from harness import run_outputs_no_warnings  # noqa: E402
 from test_fuzz_runtime import KEEP_REFUSING
 
 F32 = np.float32
 
 
-def _run(data: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """allocate, set, invoke and read every output, NumPy warnings as errors."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        it = Interpreter(model_content=data)
-        it.allocate_tensors()
-        for d, x in zip(it.get_input_details(), inputs):
-            it.set_tensor(d["index"], x)
-        it.invoke()
-        return [it.get_tensor(d["index"]) for d in it.get_output_details()]
+_run = run_outputs_no_warnings
 
 
 def _documented(message: str) -> bool:

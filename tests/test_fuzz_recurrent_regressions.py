@@ -10,12 +10,12 @@ NumPy warnings are errors here, as in the fuzzer's guard.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from harness import run_outputs_no_warnings
 from quantcore.errors import ModelFormatError
 from quantcore.runtime import Interpreter
 from quantcore.schema import read_model, write_model
@@ -26,16 +26,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 F32 = np.float32
 
 
-def _run(data: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """allocate, set, invoke and read every output, NumPy warnings as errors."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        it = Interpreter(model_content=data)
-        it.allocate_tensors()
-        for d, x in zip(it.get_input_details(), inputs):
-            it.set_tensor(d["index"], x)
-        it.invoke()
-        return [it.get_tensor(d["index"]) for d in it.get_output_details()]
+_run = run_outputs_no_warnings
 
 
 def _lstm_slots(b: ModelBuilder, rng, n_in: int, n_cell: int, n_out: int, *, proj: bool = False,
