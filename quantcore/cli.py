@@ -114,12 +114,16 @@ def _compress_report(before: bytes, after: bytes, output: str) -> None:
 def _read_model_file(path: str, **kwargs):
     """``read_model(path)`` with the file named in the error: ``model.tflite: <what and
     where>``."""
+    return _read_model_and_bytes(path, **kwargs)[0]
+
+
+def _read_model_and_bytes(path: str, **kwargs):
+    """(model, file bytes), the file read once; reader errors name the file."""
     from quantcore.schema import read_model
 
+    data = _read_input(path)
     try:
-        return read_model(path, **kwargs)
-    except OSError as e:
-        raise ModelFormatError(f"cannot read model file {path!r}: {e.strerror}") from e
+        return read_model(data, **kwargs), data
     except ModelFormatError as e:
         raise ModelFormatError(f"{path}: {e}") from e
 
@@ -293,8 +297,7 @@ def _compare_run(args: argparse.Namespace) -> int:
 
     if args.view:
         _require_view()
-    model = _read_model_file(args.model)
-    data = _read_input(args.model)
+    model, data = _read_model_and_bytes(args.model)
     inputs = load_inputs(args.inputs, model) if args.inputs else None
     if args.numerics == "all":
         result = compare_all(data, inputs, seed=args.seed)
