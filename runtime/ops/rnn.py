@@ -98,7 +98,6 @@ def rnn_step(p: Params, x, w, r, b, h, row_sums):
 
 def _rnn_step(p: Params, x, w, r, b, h, row_sums):
     n_batch = x.shape[0]
-    b = np.asarray(b).reshape(-1)[:w.shape[0]]   # LiteRT reads units values of any bias shape
     out = np.broadcast_to(b.astype(F32), (n_batch, len(b))).astype(F32)
     if p.kind == "float":
         out = _lstm._fc(out, x.astype(F32), w)
@@ -114,6 +113,11 @@ def _rnn_step(p: Params, x, w, r, b, h, row_sums):
     return out if a is None else a
 
 
+def bias_values(b, w) -> np.ndarray:
+    """The bias as RnnBatchStep reads it: its first ``units`` values, whatever its shape."""
+    return np.asarray(b).reshape(-1)[:w.shape[0]]
+
+
 def _weights(p: Params, w, r):
     if p.kind == "float":
         return w.astype(F32), r.astype(F32), (None, None)
@@ -126,6 +130,6 @@ def _weights(p: Params, w, r):
 def eval(p: Params, x, w, r, b, h_var):
     w, r, sums = _weights(p, w, r)
     x2 = x.reshape(-1)[:x.shape[0] * w.shape[1]].reshape(x.shape[0], w.shape[1])
-    h = rnn_step(p, x2, w, r, b, h_var.astype(F32), sums)
+    h = rnn_step(p, x2, w, r, bias_values(b, w), h_var.astype(F32), sums)
     np.copyto(h_var, h)
     return [h.copy()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import OpContext
-from .rnn import Params, _weights, prepare_common, rnn_step
+from .rnn import Params, _weights, bias_values, prepare_common, rnn_step
 
 NUMERICS = ("reference",)
 
@@ -21,6 +21,7 @@ def prepare(ctx: OpContext) -> Params:
 
 def eval(p: Params, x, w, r, b, h_var):
     w, r, sums = _weights(p, w, r)
+    b = bias_values(b, w)
     xt = x if p.time_major else np.swapaxes(x, 0, 1)
     h = h_var.astype(np.float32)
     outs = np.empty(xt.shape[:2] + (h.shape[1],), np.float32)
